@@ -1,0 +1,28 @@
+"""vaezoo: pretrained variational models (VAEs, hierarchical VAEs, VIB, BNNs) as transformers models."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_vae import VAEConfig
+from .distributions import DiagonalGaussian, SlashedNormal, StandardNormal
+from .modeling_vae import VAEModel, VAEOutput
+from .parameterizations import PARAMETERIZATIONS
+from .stdplus import log_stdplus, stdplus
+
+__version__ = "0.1.0"
+
+# Native loading route: AutoModel.from_pretrained(dir) after `import vaezoo`.
+for _config, _model in ((VAEConfig, VAEModel),):
+    AutoConfig.register(_config.model_type, _config)
+    AutoModel.register(_config, _model)
+
+__all__ = [
+    "VAEConfig",
+    "VAEModel",
+    "VAEOutput",
+    "DiagonalGaussian",
+    "SlashedNormal",
+    "StandardNormal",
+    "PARAMETERIZATIONS",
+    "stdplus",
+    "log_stdplus",
+]
