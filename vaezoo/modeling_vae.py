@@ -45,6 +45,7 @@ class VAEPreTrainedModel(PreTrainedModel):
     config_class = VAEConfig
     base_model_prefix = "vae"
     main_input_name = "pixel_values"
+    evaluation_kind = "generative"
 
     def _init_weights(self, module):
         # from_pretrained builds on the meta device: every tensor not in the checkpoint must be set here.

@@ -1,0 +1,42 @@
+"""Writing and reading Hub folders: config.json + model.safetensors (+ the flat modeling files for
+``trust_remote_code``), saved atomically so a crash never leaves a half-written folder that loads."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_function=None):
+    """Save ``model`` into ``folder`` atomically (write a sibling temp folder, then rename).
+
+    With ``remote_code`` the config gets an ``auto_map`` and the flat ``configuration_*.py`` /
+    ``modeling_*.py`` files (and every module they import with ``from .x import``) are copied, so
+    the folder loads with ``AutoModel.from_pretrained(folder, trust_remote_code=True)`` where vaezoo
+    is not installed. Existing non-weight files in ``folder`` (card, figures, results) are kept.
+    """
+    if not is_main_process:
+        return Path(folder)
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if remote_code:
+        type(model.config).register_for_auto_class()
+        type(model).register_for_auto_class("AutoModel")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        kwargs = {} if save_function is None else {"save_function": save_function}
+        model.save_pretrained(tmp, **kwargs)
+        if folder.exists():
+            for item in folder.iterdir():
+                if not (tmp / item.name).exists() and not item.name.endswith(".py"):
+                    shutil.move(str(item), tmp / item.name)
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.rename(folder, old)
+            os.rename(tmp, folder)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
