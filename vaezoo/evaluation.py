@@ -76,4 +76,4 @@ EVALUATORS.register("generative")(evaluate_generative)
 def evaluate(model, data, **kwargs):
     """Dispatch on the model's ``evaluation_kind`` ("generative" or "classifier")."""
     results = EVALUATORS.get(model.evaluation_kind)(model, data, **kwargs)
-    return {"dataset": data.name, "split": data.split, **results}
+    return {"dataset": data.name, "dataset_id": data.hub_id, "split": data.split, **results}
