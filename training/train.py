@@ -37,6 +37,8 @@ def parse_args(argv=None):
     parser.add_argument("--max-steps", type=int, help="override training.max_steps")
     parser.add_argument("--output-dir", help="override the resumable-state folder (default runs/NAME)")
     parser.add_argument("--card-dir", help="override the Hub folder (default model_cards/NAME)")
+    parser.add_argument("--iwae-samples", type=int, help="override evaluation.iwae_samples")
+    parser.add_argument("--eval-limit", type=int, help="override evaluation.limit (first N test examples)")
     parser.add_argument("--no-resume", action="store_true", help="start fresh even if saved state exists")
     parser.add_argument("--skip-final", action="store_true", help="train only: no test evaluation or card")
     parser.add_argument("--expect-processes", type=int, help="fail unless this many processes run")
@@ -141,7 +143,8 @@ def main(argv=None):
 
     # ---- train ----------------------------------------------------------------------------------
     steps_per_epoch = len(loader)
-    bar = tqdm(total=max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=recipe.name)
+    bar = tqdm(total=max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=recipe.name,
+               mininterval=1 if sys.stderr.isatty() else 30)
     nonfinite_in_a_row, started = 0, time.time()
     model.train()
     while step < max_steps:
@@ -171,7 +174,7 @@ def main(argv=None):
             optimizer.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{out.loss.item():.2f}")
+            bar.set_postfix(loss=f"{out.loss.item():.2f}", refresh=False)
 
             if step % train_cfg.eval_every == 0 or step == max_steps:
                 metrics = validate(raw_model, val_data, 500, seed=train_cfg.seed)
@@ -199,6 +202,8 @@ def main(argv=None):
     best = AutoModel.from_pretrained(output_dir / "best")
     save_hub_folder(best, card_dir)
     eval_cfg = recipe.evaluation
+    eval_cfg.iwae_samples = args.iwae_samples or eval_cfg.iwae_samples
+    eval_cfg.limit = args.eval_limit or eval_cfg.limit
     test_data = load_images(recipe.data.dataset, eval_cfg.split, limit=eval_cfg.limit)
     t0 = time.time()
     results = evaluate(best, test_data, iwae_samples=eval_cfg.iwae_samples, num_samples=eval_cfg.num_samples,
