@@ -11,6 +11,7 @@ split, write eval_results.json, history.json and the model card.
 """
 
 import argparse
+import hashlib
 import inspect
 import json
 import sys
@@ -57,14 +58,22 @@ def check_writable(folder):
         raise SystemExit(f"error: output folder {folder} is not writable ({err}); nothing was trained") from err
 
 
+def noise_generator(seed, step, rank, device):
+    """The posterior/binarization noise of one step is a function of (seed, step, rank) only, so a
+    resumed run draws exactly the noise the uninterrupted run would have, whatever else touched the
+    global RNG (DataLoader iterators draw from it)."""
+    digest = hashlib.sha256(f"{seed}:{step}:{rank}".encode()).digest()
+    return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
 @torch.no_grad()
-def validate(model, data, batch_size, seed):
+def validate(model, data, batch_size, seed, device):
     """Mean single-sample metrics over a split, with fixed noise (same on every rank)."""
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
+    generator = noise_generator(seed, -1, 0, device)
     sums, n = {}, 0
     for start in range(0, len(data), batch_size):
-        images, labels = data.images[start : start + batch_size], data.labels[start : start + batch_size]
+        images, labels = data.images[start : start + batch_size].to(device), data.labels[start : start + batch_size].to(device)
         out = model(**model_inputs(model, data.pixels(images, generator=generator), labels), generator=generator)
         for key in ("loss", "elbo", "rate", "distortion", "accuracy", "nll", "kl"):
             if key in out:
@@ -102,7 +111,7 @@ def main(argv=None):
         check_writable(card_dir)
     accelerator.wait_for_everyone()
 
-    # Same initial weights on every rank (seed), different posterior noise per rank (device_specific).
+    # Same initial weights on every rank; per-step noise comes from noise_generator(seed, step, rank).
     set_seed(train_cfg.seed)
     fields = {k: v for k, v in recipe.model.items() if k != "model_type"}
     train_data = load_images(recipe.data.dataset, recipe.data.train_split, limit=recipe.data.train_limit)
@@ -111,7 +120,6 @@ def main(argv=None):
         config.num_train_examples = len(train_data)  # BNN: the KL is scaled by 1/N_train
     model = AutoModel.from_config(config)
     val_data = load_images(recipe.data.dataset, recipe.data.validation_split, limit=recipe.data.validation_limit)
-    set_seed(train_cfg.seed, device_specific=True)
 
     loader = torch.utils.data.DataLoader(
         train_data.as_tensor_dataset(),
@@ -154,7 +162,8 @@ def main(argv=None):
         for images, labels in batches:
             if hasattr(raw_model, "begin_step"):
                 raw_model.begin_step(step)
-            out = model(**model_inputs(raw_model, train_data.pixels(images), labels))
+            generator = noise_generator(train_cfg.seed, step, accelerator.process_index, accelerator.device)
+            out = model(**model_inputs(raw_model, train_data.pixels(images, generator=generator), labels), generator=generator)
             finite = accelerator.reduce(torch.isfinite(out.loss).float().reshape(1), "min").item() == 1.0
             if not finite:  # every rank skips together, so weights stay identical
                 optimizer.zero_grad(set_to_none=True)
@@ -177,7 +186,7 @@ def main(argv=None):
             bar.set_postfix(loss=f"{out.loss.item():.2f}", refresh=False)
 
             if step % train_cfg.eval_every == 0 or step == max_steps:
-                metrics = validate(raw_model, val_data, 500, seed=train_cfg.seed)
+                metrics = validate(raw_model, val_data, 500, train_cfg.seed, accelerator.device)
                 metrics.update(step=step, train_loss=out.loss.item())
                 progress["history"].append(metrics)
                 score = sign * metrics[train_cfg.select_metric]
