@@ -164,7 +164,7 @@ def main(argv=None):
                 raw_model.begin_step(step)
             generator = noise_generator(train_cfg.seed, step, accelerator.process_index, accelerator.device)
             out = model(**model_inputs(raw_model, train_data.pixels(images, generator=generator), labels), generator=generator)
-            finite = accelerator.reduce(torch.isfinite(out.loss).float().reshape(1), "min").item() == 1.0
+            finite = bool(accelerator.gather(torch.isfinite(out.loss).reshape(1)).all())
             if not finite:  # every rank skips together, so weights stay identical
                 optimizer.zero_grad(set_to_none=True)
                 progress["skipped_nonfinite"] += 1
