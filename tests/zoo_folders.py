@@ -50,3 +50,17 @@ def build_tiny_vae_folder(folder, steps=30, seed=0, **config):
     publish_folder(model, folder, recipe, history, training)
     write_card(folder)
     return folder
+
+
+def metric_mismatches(stored, measured, rtol=1e-4):
+    """Keys whose values differ: numbers beyond ``rtol`` (relative), anything else when unequal."""
+    problems = []
+    for key, value in stored.items():
+        got = measured.get(key)
+        if isinstance(value, float):
+            ok = isinstance(got, float) and abs(got - value) <= rtol * max(abs(value), 1e-12)
+        else:
+            ok = got == value
+        if not ok:
+            problems.append(f"{key}: stored {value!r}, re-evaluated {got!r}")
+    return problems
