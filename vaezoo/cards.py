@@ -170,9 +170,10 @@ CARD_KINDS.register("classifier")(CardKind(
         "(Goodfellow et al. 2015) with the stated L-infinity budget in pixel units."
     ),
     usage=(
-        "x = torch.rand(4, 784)                            # (B, 784) pixels in [0, 1]\n"
-        "y = torch.tensor([7, 2, 1, 0])\n"
-        "out = model(pixel_values=x, labels=y)             # out.loss, out.accuracy, out.nll"
+        "x = torch.rand(4, 784)                                    # (B, 784) pixels in [0, 1]\n"
+        "log_probs = model.predictive_log_probs(x, num_samples=12)  # (B, C) log of the posterior-averaged probabilities\n"
+        "predictions = log_probs.argmax(-1)\n"
+        "out = model(pixel_values=x, labels=torch.tensor([7, 2, 1, 0]))  # one posterior sample: out.logits, out.nll, out.accuracy"
     ),
     draw=_draw_classifier,
     evaluate_flags="--num-samples {num_samples}{fgsm_flags}",
@@ -194,12 +195,12 @@ FAMILIES.register("hvae")(Family(
 ))
 FAMILIES.register("vib")(Family(
     "variational information bottleneck classifier",
-    ("parameterization", "latent_dim", "beta", "num_samples"),
+    ("parameterization", "estimator", "encoder_hidden", "latent_dim", "beta", "train_samples", "test_samples"),
     ("vib",),
 ))
 FAMILIES.register("bnn")(Family(
     "Bayesian neural network (mean-field Gaussian weights)",
-    ("estimator", "hidden_sizes", "prior_scale"),
+    ("architecture", "estimator", "parameterization", "hidden", "prior_scale", "test_samples"),
     ("bbb",),
 ))
 
@@ -215,6 +216,8 @@ CITATIONS = {
     "lrt": "Kingma, Salimans & Welling. Variational Dropout and the Local Reparameterization Trick. NeurIPS 2015.",
     "flipout": "Wen, Vicol, Ba, Tran & Grosse. Flipout: Efficient Pseudo-Independent Weight Perturbations "
                "on Mini-Batches. ICLR 2018.",
+    "score": "Williams. Simple Statistical Gradient-Following Algorithms for Connectionist Reinforcement "
+             "Learning. Machine Learning 1992.",
     "vampprior": "Tomczak & Welling. VAE with a VampPrior. AISTATS 2018.",
     "iaf": "Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling. Improved Variational Inference with "
            "Inverse Autoregressive Flow. NeurIPS 2016.",
