@@ -270,7 +270,7 @@ def rd_points(folder):
     points = []
     for sibling in sorted(folder.parent.iterdir()):
         path = sibling / "eval_results.json"
-        if not path.is_file():
+        if sibling.name.startswith(".") or not path.is_file():  # hidden: save_hub_folder's temporary folders
             continue
         saved = json.loads(path.read_text())
         test = saved["test"]

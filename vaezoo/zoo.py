@@ -87,11 +87,13 @@ def read_entry(folder):
 
 
 def zoo_entries(root=DEFAULT_ROOT):
-    """Entries for every folder under ``root`` that holds a config.json (an empty list if none)."""
+    """Entries for every folder under ``root`` that holds a config.json (an empty list if none);
+    hidden folders (save_hub_folder's temporary ones) are not checkpoints."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return [read_entry(folder) for folder in sorted(root.iterdir()) if (folder / "config.json").is_file()]
+    return [read_entry(folder) for folder in sorted(root.iterdir())
+            if not folder.name.startswith(".") and (folder / "config.json").is_file()]
 
 
 def _size(num_bytes):
