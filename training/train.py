@@ -7,7 +7,8 @@ is the same update whatever P is (up to the per-rank posterior noise).
 Flow: validate recipe and output folders -> build model and data -> resume state if present ->
 steps (NaN/inf losses skipped and counted) with periodic validation, best-checkpoint selection and
 resumable state -> on the main process: save the best model as a Hub folder, evaluate it on the test
-split, write eval_results.json, history.json and the model card.
+split and on the consistency subset, write eval_results.json, history.json, recipe.json
+(vaezoo.results.publish_folder) and the model card with its figures.
 """
 
 import argparse
@@ -27,9 +28,9 @@ from transformers import AutoConfig, AutoModel
 import vaezoo  # noqa: F401  (registers the zoo's model types with the Auto classes)
 from vaezoo.cards import write_card
 from vaezoo.data import load_images
-from vaezoo.evaluation import evaluate
 from vaezoo.hub import save_hub_folder
 from vaezoo.recipe import load_recipe
+from vaezoo.results import publish_folder
 
 
 def parse_args(argv=None):
@@ -207,17 +208,11 @@ def main(argv=None):
         accelerator.end_training()
         return
 
-    # ---- publish: best checkpoint -> Hub folder -> test evaluation -> card ----------------------
+    # ---- publish: best checkpoint -> Hub folder -> test + consistency-subset evaluation -> card ------
     best = AutoModel.from_pretrained(output_dir / "best")
-    save_hub_folder(best, card_dir)
     eval_cfg = recipe.evaluation
     eval_cfg.iwae_samples = args.iwae_samples or eval_cfg.iwae_samples
     eval_cfg.limit = args.eval_limit or eval_cfg.limit
-    test_data = load_images(recipe.data.dataset, eval_cfg.split, limit=eval_cfg.limit)
-    t0 = time.time()
-    results = evaluate(best, test_data, iwae_samples=eval_cfg.iwae_samples, num_samples=eval_cfg.num_samples,
-                       seed=eval_cfg.seed, fgsm_eps=eval_cfg.fgsm_eps, progress=True)
-    results["eval_seconds"] = time.time() - t0
     training_info = {
         "steps": step,
         "best_step": progress["best"]["step"],
@@ -227,11 +222,9 @@ def main(argv=None):
         "train_seconds": progress["wall_seconds"],
         "train_examples": len(train_data),
     }
-    (card_dir / "eval_results.json").write_text(json.dumps({"test": results, "training": training_info}, indent=1))
-    (card_dir / "history.json").write_text(json.dumps(progress["history"], indent=1))
-    (card_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
+    saved = publish_folder(best, card_dir, recipe, progress["history"], training_info, progress=True)
     write_card(card_dir)
-    print(json.dumps(results, indent=1))
+    print(json.dumps(saved["test"], indent=1))
     accelerator.end_training()
 
 
