@@ -98,11 +98,11 @@ class DiscretizedLogisticImage(Distribution):
             return (y * n).round().clamp(0, n) / n
 
     def log_prob(self, x):
-        x = x.expand_as(self.loc)
+        x, loc, log_scale = torch.broadcast_tensors(x, self.loc, self.log_scale)
         half = 0.5 / (self.levels - 1)
-        inv_scale = torch.exp(-self.log_scale)
-        upper = (x - self.loc + half) * inv_scale
-        lower = (x - self.loc - half) * inv_scale
+        inv_scale = torch.exp(-log_scale)
+        upper = (x - loc + half) * inv_scale
+        lower = (x - loc - half) * inv_scale
         log_cdf_upper, log_sf_lower = F.logsigmoid(upper), F.logsigmoid(-lower)
         # log(F(a) - F(b)) in the tail where it is precise: via F for x below mu, via 1 - F above it.
         # The branch torch.where discards can be log(0) (both CDFs saturated); the floor keeps its
@@ -110,6 +110,6 @@ class DiscretizedLogisticImage(Distribution):
         tiny = torch.finfo(x.dtype).tiny
         below = log_cdf_upper + torch.log((-torch.expm1(F.logsigmoid(lower) - log_cdf_upper)).clamp_min(tiny))
         above = log_sf_lower + torch.log((-torch.expm1(F.logsigmoid(-upper) - log_sf_lower)).clamp_min(tiny))
-        middle = torch.where(x < self.loc, below, above)
+        middle = torch.where(x < loc, below, above)
         terms = torch.where(x < half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, middle))
         return terms.sum(-1)
