@@ -25,15 +25,23 @@ class Posterior(nn.Module):
         return None
 
 
-class GaussianPosterior(MLP, Posterior):
-    """MLP(x) -> (h_loc, h_scale) -> diagonal Gaussian through the configured scale parameterization
-    (exp / softplus / stdplus, methods.md §1). Kingma & Welling 2014."""
+class GaussianConditional(MLP):
+    """MLP(h) -> (h_loc, h_scale) -> diagonal Gaussian over ``latent_dim`` dimensions through the scale
+    parameterization ``parameterization`` (exp / softplus / stdplus, methods.md §1)."""
 
-    def __init__(self, config, in_features=None):
-        in_features = config.num_pixels if in_features is None else in_features
-        super().__init__(in_features, config.encoder_hidden, 2 * config.latent_dim, config.activation)
-        self.parameterization = config.parameterization
+    def __init__(self, in_features, hidden, latent_dim, activation, parameterization):
+        super().__init__(in_features, hidden, 2 * latent_dim, activation)
+        self.parameterization = parameterization
 
     def forward(self, x):
         h_loc, h_scale = super().forward(x).chunk(2, dim=-1)
         return gaussian_from_raw(self.parameterization, h_loc, h_scale)
+
+
+class GaussianPosterior(GaussianConditional, Posterior):
+    """The VAE's q(z|x) (Kingma & Welling 2014): a Gaussian conditional on x with the config's
+    ``encoder_hidden`` widths, ``latent_dim`` and ``parameterization``."""
+
+    def __init__(self, config, in_features=None):
+        in_features = config.num_pixels if in_features is None else in_features
+        super().__init__(in_features, config.encoder_hidden, config.latent_dim, config.activation, config.parameterization)
