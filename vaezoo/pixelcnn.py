@@ -12,7 +12,6 @@ in one pass; sampling is sequential, one network pass per pixel. Single-channel 
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution
 
