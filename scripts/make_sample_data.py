@@ -49,7 +49,7 @@ def main():
             tensors[f"{key}/{split}/indices"] = indices
             record["splits"][split] = {
                 "source_split": source_split,
-                "indices": f"range({start}, {stop}, {step})",
+                "indices": {"start": start, "stop": stop, "step": step, "rule": f"range({start}, {stop}, {step})"},
                 "count": len(indices),
             }
         provenance["sources"][key] = record

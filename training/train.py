@@ -11,6 +11,7 @@ split, write eval_results.json, history.json and the model card.
 """
 
 import argparse
+import hashlib
 import inspect
 import json
 import sys
@@ -37,6 +38,8 @@ def parse_args(argv=None):
     parser.add_argument("--max-steps", type=int, help="override training.max_steps")
     parser.add_argument("--output-dir", help="override the resumable-state folder (default runs/NAME)")
     parser.add_argument("--card-dir", help="override the Hub folder (default model_cards/NAME)")
+    parser.add_argument("--iwae-samples", type=int, help="override evaluation.iwae_samples")
+    parser.add_argument("--eval-limit", type=int, help="override evaluation.limit (first N test examples)")
     parser.add_argument("--no-resume", action="store_true", help="start fresh even if saved state exists")
     parser.add_argument("--skip-final", action="store_true", help="train only: no test evaluation or card")
     parser.add_argument("--expect-processes", type=int, help="fail unless this many processes run")
@@ -55,14 +58,22 @@ def check_writable(folder):
         raise SystemExit(f"error: output folder {folder} is not writable ({err}); nothing was trained") from err
 
 
+def noise_generator(seed, step, rank, device):
+    """The posterior/binarization noise of one step is a function of (seed, step, rank) only, so a
+    resumed run draws exactly the noise the uninterrupted run would have, whatever else touched the
+    global RNG (DataLoader iterators draw from it)."""
+    digest = hashlib.sha256(f"{seed}:{step}:{rank}".encode()).digest()
+    return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
 @torch.no_grad()
-def validate(model, data, batch_size, seed):
+def validate(model, data, batch_size, seed, device):
     """Mean single-sample metrics over a split, with fixed noise (same on every rank)."""
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
+    generator = noise_generator(seed, -1, 0, device)
     sums, n = {}, 0
     for start in range(0, len(data), batch_size):
-        images, labels = data.images[start : start + batch_size], data.labels[start : start + batch_size]
+        images, labels = data.images[start : start + batch_size].to(device), data.labels[start : start + batch_size].to(device)
         out = model(**model_inputs(model, data.pixels(images, generator=generator), labels), generator=generator)
         for key in ("loss", "elbo", "rate", "distortion", "accuracy", "nll", "kl"):
             if key in out:
@@ -100,7 +111,7 @@ def main(argv=None):
         check_writable(card_dir)
     accelerator.wait_for_everyone()
 
-    # Same initial weights on every rank (seed), different posterior noise per rank (device_specific).
+    # Same initial weights on every rank; per-step noise comes from noise_generator(seed, step, rank).
     set_seed(train_cfg.seed)
     fields = {k: v for k, v in recipe.model.items() if k != "model_type"}
     train_data = load_images(recipe.data.dataset, recipe.data.train_split, limit=recipe.data.train_limit)
@@ -109,7 +120,6 @@ def main(argv=None):
         config.num_train_examples = len(train_data)  # BNN: the KL is scaled by 1/N_train
     model = AutoModel.from_config(config)
     val_data = load_images(recipe.data.dataset, recipe.data.validation_split, limit=recipe.data.validation_limit)
-    set_seed(train_cfg.seed, device_specific=True)
 
     loader = torch.utils.data.DataLoader(
         train_data.as_tensor_dataset(),
@@ -141,7 +151,8 @@ def main(argv=None):
 
     # ---- train ----------------------------------------------------------------------------------
     steps_per_epoch = len(loader)
-    bar = tqdm(total=max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=recipe.name)
+    bar = tqdm(total=max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=recipe.name,
+               mininterval=1 if sys.stderr.isatty() else 30)
     nonfinite_in_a_row, started = 0, time.time()
     model.train()
     while step < max_steps:
@@ -151,8 +162,9 @@ def main(argv=None):
         for images, labels in batches:
             if hasattr(raw_model, "begin_step"):
                 raw_model.begin_step(step)
-            out = model(**model_inputs(raw_model, train_data.pixels(images), labels))
-            finite = accelerator.reduce(torch.isfinite(out.loss).float().reshape(1), "min").item() == 1.0
+            generator = noise_generator(train_cfg.seed, step, accelerator.process_index, accelerator.device)
+            out = model(**model_inputs(raw_model, train_data.pixels(images, generator=generator), labels), generator=generator)
+            finite = bool(accelerator.gather(torch.isfinite(out.loss).reshape(1)).all())
             if not finite:  # every rank skips together, so weights stay identical
                 optimizer.zero_grad(set_to_none=True)
                 progress["skipped_nonfinite"] += 1
@@ -171,10 +183,10 @@ def main(argv=None):
             optimizer.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{out.loss.item():.2f}")
+            bar.set_postfix(loss=f"{out.loss.item():.2f}", refresh=False)
 
             if step % train_cfg.eval_every == 0 or step == max_steps:
-                metrics = validate(raw_model, val_data, 500, seed=train_cfg.seed)
+                metrics = validate(raw_model, val_data, 500, train_cfg.seed, accelerator.device)
                 metrics.update(step=step, train_loss=out.loss.item())
                 progress["history"].append(metrics)
                 score = sign * metrics[train_cfg.select_metric]
@@ -199,6 +211,8 @@ def main(argv=None):
     best = AutoModel.from_pretrained(output_dir / "best")
     save_hub_folder(best, card_dir)
     eval_cfg = recipe.evaluation
+    eval_cfg.iwae_samples = args.iwae_samples or eval_cfg.iwae_samples
+    eval_cfg.limit = args.eval_limit or eval_cfg.limit
     test_data = load_images(recipe.data.dataset, eval_cfg.split, limit=eval_cfg.limit)
     t0 = time.time()
     results = evaluate(best, test_data, iwae_samples=eval_cfg.iwae_samples, num_samples=eval_cfg.num_samples,

@@ -244,7 +244,7 @@ def hub_dataset_folder(data_dir, hub_id):
 @functools.lru_cache(maxsize=None)
 def read_hub_split(hub_id, config, split, data_dir):
     """Decode one source split into (uint8 (N, 784), int64 (N,)); cached for the process."""
-    import datasets  # noqa: PLC0415 - heavy import, only needed for non-sample data
+    import datasets  # heavy import, needed only for non-sample data
 
     if data_dir is not None:
         dataset = datasets.load_dataset(hub_dataset_folder(data_dir, hub_id), split=split)
@@ -263,7 +263,7 @@ def read_hub_split(hub_id, config, split, data_dir):
 def decode_images(dataset):
     """PNG ``image`` column -> uint8 (N, 784), decoding raw bytes with PIL (faster than the
     ``datasets`` numpy formatter, which builds a PIL image and an array per row anyway)."""
-    import datasets  # noqa: PLC0415
+    import datasets
 
     column = dataset.cast_column("image", datasets.Image(decode=False)).with_format("arrow")[:]["image"]
     encoded = column.combine_chunks().field("bytes").to_pylist()

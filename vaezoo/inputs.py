@@ -16,7 +16,7 @@ def flatten_images(pixel_values, num_pixels, name="pixel_values"):
             f"{name} must be a floating-point tensor with values in [0, 1], got dtype {pixel_values.dtype} "
             "(convert uint8 images with x.float() / 255)"
         )
-    if pixel_values.dim() not in (2, 3, 4) or pixel_values[0].numel() != num_pixels:
+    if pixel_values.dim() not in (2, 3, 4) or pixel_values.shape[1:].numel() != num_pixels:
         raise ValueError(
             f"{name} must have shape (batch, {num_pixels}) or (batch, [channels,] height, width) with "
             f"{num_pixels} values per example, got shape {tuple(pixel_values.shape)}"
