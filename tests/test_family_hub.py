@@ -23,7 +23,7 @@ CASES = {
     "mog": lambda: VAEModel(VAEConfig(prior="mog", mog_components=3, **SMALL)),
     "vampprior": lambda: VAEModel(VAEConfig(prior="vampprior", vampprior_pseudo_inputs=4, parameterization="softplus", **SMALL)),
     "pixelcnn": lambda: VAEModel(
-        VAEConfig(decoder="pixelcnn", likelihood="discretized_logistic", pixelcnn_layers=2, pixelcnn_channels=4, **SMALL)
+        VAEConfig(decoder_type="pixelcnn", likelihood="discretized_logistic", pixelcnn_layers=2, pixelcnn_channels=4, **SMALL)
     ),
     "target_rate": lambda: VAEModel(VAEConfig(objective="target_rate", target_rate=2.0, **SMALL)),
     "hvae": lambda: HVAEModel(HVAEConfig(image_size=4, latent_dims=[4, 3], hidden_dims=[[8], [6]])),
