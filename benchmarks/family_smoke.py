@@ -24,7 +24,7 @@ VARIANTS = {
     "mog_prior": lambda steps: VAEModel(VAEConfig(prior="mog")),
     "vampprior": lambda steps: VAEModel(VAEConfig(prior="vampprior", vampprior_pseudo_inputs=100)),
     "target_rate_10": lambda steps: VAEModel(VAEConfig(objective="target_rate", target_rate=10.0)),
-    "pixelcnn": lambda steps: VAEModel(VAEConfig(decoder="pixelcnn", pixelcnn_layers=3, pixelcnn_channels=16)),
+    "pixelcnn": lambda steps: VAEModel(VAEConfig(decoder_type="pixelcnn", pixelcnn_layers=3, pixelcnn_channels=16)),
     "hvae_2": lambda steps: HVAEModel(HVAEConfig()),
 }
 

@@ -9,7 +9,7 @@ import torch
 from vaezoo import VAEConfig, VAEModel
 from vaezoo.likelihoods import DiscretizedLogisticImage
 
-PIXELCNN = dict(decoder="pixelcnn", pixelcnn_layers=3, pixelcnn_channels=8, pixelcnn_cond_channels=2,
+PIXELCNN = dict(decoder_type="pixelcnn", pixelcnn_layers=3, pixelcnn_channels=8, pixelcnn_cond_channels=2,
                 encoder_hidden=[16], decoder_hidden=[16], latent_dim=3)
 
 

@@ -25,7 +25,7 @@ def test_combination_trains_and_evaluates(posterior, prior, decoder, parameteriz
     torch.manual_seed(0)
     x = (torch.rand(3, 16, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     config = VAEConfig(
-        posterior=posterior, prior=prior, decoder=decoder, parameterization=parameterization, image_size=4,
+        posterior=posterior, prior=prior, decoder_type=decoder, parameterization=parameterization, image_size=4,
         latent_dim=2, encoder_hidden=[6], decoder_hidden=[6], num_components=2, rme_stage_steps=1,
         iaf_hidden=[4], mog_components=2, vampprior_pseudo_inputs=3, pixelcnn_layers=2, pixelcnn_channels=4,
         pixelcnn_cond_channels=1, train_samples=2,
@@ -45,3 +45,9 @@ def test_combination_trains_and_evaluates(posterior, prior, decoder, parameteriz
 def test_vampprior_with_iaf_is_rejected_with_a_reason():
     with pytest.raises(ValueError, match="vampprior"):
         VAEConfig(prior="vampprior", posterior="iaf")
+
+
+def test_config_fields_do_not_shadow_transformers_sub_configs():
+    """transformers treats attributes named decoder / generator / text_config as sub-configs."""
+    config = VAEConfig(decoder_type="pixelcnn")
+    assert config.get_text_config() is config

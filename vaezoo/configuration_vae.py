@@ -29,7 +29,8 @@ class VAEConfig(PreTrainedConfig):
         prior: ``vaezoo.priors.PRIORS`` name: ``standard_normal`` | ``mog`` | ``vampprior``.
         likelihood: ``vaezoo.likelihoods.LIKELIHOODS`` name: ``bernoulli`` (binary pixels) |
             ``discretized_logistic`` (8-bit grey pixels).
-        decoder: ``vaezoo.decoders.DECODERS`` name: ``mlp`` (factorized) | ``pixelcnn`` (autoregressive).
+        decoder_type: ``vaezoo.decoders.DECODERS`` name: ``mlp`` (factorized) | ``pixelcnn`` (autoregressive)
+            (not ``decoder``: transformers reads a config attribute of that name as a text sub-config).
         objective: ``vaezoo.objectives.OBJECTIVES`` name: ``elbo`` (loss = D + beta R), ``iwae``
             (loss = -IWAE_k with k = ``train_samples``) or ``target_rate`` (D + beta |R - target_rate|).
         beta: weight of the rate (``elbo``) or of the rate penalty (``target_rate``); must be 1 for ``iwae``.
@@ -65,7 +66,7 @@ class VAEConfig(PreTrainedConfig):
         beta=1.0,
         train_samples=1,
         posterior="gaussian",
-        decoder="mlp",
+        decoder_type="mlp",
         target_rate=None,
         num_components=5,
         iaf_steps=2,
@@ -95,7 +96,7 @@ class VAEConfig(PreTrainedConfig):
         self.beta = beta
         self.train_samples = train_samples
         self.posterior = posterior
-        self.decoder = decoder
+        self.decoder_type = decoder_type
         self.target_rate = target_rate
         self.num_components = num_components
         self.iaf_steps = iaf_steps
@@ -143,9 +144,9 @@ class VAEConfig(PreTrainedConfig):
         check_choice("likelihood", self.likelihood, LIKELIHOODS.names())
         check_choice("objective", self.objective, OBJECTIVES.names())
         check_choice("posterior", self.posterior, POSTERIORS.names())
-        check_choice("decoder", self.decoder, DECODERS.names())
-        if self.decoder == "pixelcnn" and self.num_channels != 1:
-            raise ValueError(f"num_channels={self.num_channels!r} is not valid with decoder='pixelcnn'; expected 1")
+        check_choice("decoder_type", self.decoder_type, DECODERS.names())
+        if self.decoder_type == "pixelcnn" and self.num_channels != 1:
+            raise ValueError(f"num_channels={self.num_channels!r} is not valid with decoder_type='pixelcnn'; expected 1")
         if self.prior == "vampprior" and self.posterior == "iaf":
             raise ValueError(
                 "prior='vampprior' is not valid with posterior='iaf': the VampPrior density needs q(z|u) of "

@@ -1,4 +1,4 @@
-"""Decoders z -> p(x | z), chosen by name (``decoder`` in the config): each module's forward returns
+"""Decoders z -> p(x | z), chosen by name (``decoder_type`` in the config): each module's forward returns
 the likelihood distribution over flattened images.
 
 | name       | p(x | z)                                                                  |
@@ -12,7 +12,7 @@ from .networks import MLP
 from .pixelcnn import PixelCNNDecoder
 from .registry import Registry
 
-DECODERS = Registry("decoder")
+DECODERS = Registry("decoder_type")
 
 
 @DECODERS.register("mlp")

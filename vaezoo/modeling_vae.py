@@ -61,7 +61,7 @@ class VAEModel(VAEPreTrainedModel):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         self.encoder = POSTERIORS.get(config.posterior)(config)
-        self.decoder = DECODERS.get(config.decoder)(config)
+        self.decoder = DECODERS.get(config.decoder_type)(config)
         self.prior = PRIORS.get(config.prior)(config)
         self.post_init()
 
