@@ -6,12 +6,12 @@ from .likelihoods import LIKELIHOODS
 from .networks import ACTIVATIONS
 from .parameterizations import PARAMETERIZATIONS
 from .priors import PRIORS
-from .registry import check_choice, check_positive
+from .registry import ValidatedConfigMixin, as_list, check_choice, check_positive
 
 OBJECTIVES = ("elbo", "iwae")
 
 
-class VAEConfig(PreTrainedConfig):
+class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
     r"""A VAE with MLP encoder q(z|x) and decoder p(x|z).
 
     Defaults are the IWAE paper's 1-layer architecture for 28x28 images: 784-200-200-50 tanh, a
@@ -49,8 +49,8 @@ class VAEConfig(PreTrainedConfig):
     ):
         self.image_size = image_size
         self.num_channels = num_channels
-        self.encoder_hidden = list(encoder_hidden)
-        self.decoder_hidden = list(decoder_hidden)
+        self.encoder_hidden = as_list("encoder_hidden", encoder_hidden)
+        self.decoder_hidden = as_list("decoder_hidden", decoder_hidden)
         self.latent_dim = latent_dim
         self.activation = activation
         self.parameterization = parameterization
@@ -80,7 +80,6 @@ class VAEConfig(PreTrainedConfig):
         check_choice("prior", self.prior, PRIORS.names())
         check_choice("likelihood", self.likelihood, LIKELIHOODS.names())
         check_choice("objective", self.objective, OBJECTIVES)
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or self.beta < 0:
-            raise ValueError(f"beta={self.beta!r} is not valid; expected a number >= 0")
+        check_positive("beta", self.beta, minimum=0, integer=False)
         if self.objective == "iwae" and self.beta != 1:
             raise ValueError(f"beta={self.beta!r} is not valid with objective='iwae'; the IWAE bound needs beta=1")
