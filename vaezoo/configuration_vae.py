@@ -73,7 +73,7 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         check_positive("latent_dim", self.latent_dim)
         check_positive("train_samples", self.train_samples)
         for field in ("encoder_hidden", "decoder_hidden"):
-            for width in getattr(self, field):
+            for width in as_list(field, getattr(self, field)):
                 check_positive(field, width)
         check_choice("activation", self.activation, ACTIVATIONS.names())
         check_choice("parameterization", self.parameterization, PARAMETERIZATIONS.names())

@@ -114,7 +114,7 @@ class VAEModel(VAEPreTrainedModel):
         kl = rate(posterior, prior, z)
         elbo = -(distortion + kl)
         iwae = None
-        if config.train_samples > 1:
+        if config.train_samples > 1 or config.objective == "iwae":  # IWAE_1 is the ELBO, still a bound to train
             iwae = logmeanexp(log_px_z - (posterior.log_prob(z) - prior.log_prob(z)))
         loss = -iwae.mean() if config.objective == "iwae" else (distortion + config.beta * kl).mean()
         out = VAEOutput(
