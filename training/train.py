@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import CONFIG_MAPPING, AutoConfig, AutoModel
 
@@ -128,6 +129,11 @@ def main(argv=None):
     model = AutoModel.from_config(config)
     val_data = load_images(recipe.data.dataset, recipe.data.validation_split, limit=recipe.data.validation_limit)
     set_seed(train_cfg.seed, device_specific=True)
+    # Training noise (posterior samples, dynamic binarization) comes from this generator, saved
+    # with every state, not from the global RNG: DataLoader iterators draw from that one, and a run
+    # resumed mid-epoch creates one iterator more than an uninterrupted run does.
+    noise = torch.Generator(device=accelerator.device).manual_seed(train_cfg.seed + accelerator.process_index)
+    noise_file = f"noise_generator_{accelerator.process_index}.safetensors"
 
     loader = torch.utils.data.DataLoader(
         train_data.as_tensor_dataset(),
@@ -147,10 +153,11 @@ def main(argv=None):
                 "wall_seconds": 0.0}
     if progress_file.exists() and not args.no_resume:
         progress = json.loads(progress_file.read_text())
-        # progress.json of an older train.py: one "state" folder, no skipped-batch accounting.
-        progress.setdefault("state", "state")
-        progress.setdefault("batches", progress["step"])
+        if "state" not in progress:
+            raise SystemExit(f"error: {progress_file} was written by an older train.py (no noise generator state); "
+                             "start again with --no-resume")
         accelerator.load_state(str(output_dir / progress["state"]))
+        noise.set_state(load_file(output_dir / progress["state"] / noise_file)["state"])
         accelerator.print(f"resumed from {output_dir / progress['state']} at step {progress['step']}")
     step, batches = progress["step"], progress["batches"]
     sign = 1.0 if train_cfg.select_mode == "max" else -1.0
@@ -158,6 +165,8 @@ def main(argv=None):
     def save_progress():
         state = f"state-{step}"
         accelerator.save_state(str(output_dir / state))
+        save_file({"state": noise.get_state()}, output_dir / state / noise_file)
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             previous, progress["state"] = progress["state"], state
             tmp = progress_file.with_suffix(".tmp")
@@ -183,7 +192,7 @@ def main(argv=None):
             if hasattr(raw_model, "begin_step"):
                 raw_model.begin_step(step)
             batches += 1
-            out = model(**model_inputs(raw_model, train_data.pixels(images), labels))
+            out = model(**model_inputs(raw_model, train_data.pixels(images, generator=noise), labels), generator=noise)
             finite = accelerator.reduce(torch.isfinite(out.loss).float().reshape(1), "min").item() == 1.0
             if not finite:  # every rank skips together, so weights stay identical
                 optimizer.zero_grad(set_to_none=True)
