@@ -64,7 +64,7 @@ def assert_same_run(a, b):
     (wa, pa), (wb, pb) = final_weights(a), final_weights(b)
     assert wa.keys() == wb.keys()
     for key in wa:
-        torch.testing.assert_close(wa[key], wb[key], rtol=1e-6, atol=1e-7, msg=key)
+        torch.testing.assert_close(wa[key], wb[key], rtol=1e-6, atol=1e-7, msg=lambda m: f"{key}: {m}")
     assert [h["elbo"] for h in pa["history"]] == pytest.approx([h["elbo"] for h in pb["history"]], rel=1e-6)
     assert pa["skipped_nonfinite"] == pb["skipped_nonfinite"]
     for best in ("config.json", "model.safetensors"):
