@@ -38,5 +38,9 @@ test: install
 test-fast: install
 	$(OFFLINE) $(PY) -m pytest -q -m "not slow"
 
+# Regenerate the README zoo table from the cards under model_cards/ (the test suite checks it).
+zoo-table: install
+	$(VENV)/bin/vaezoo zoo-table
+
 clean:
 	rm -rf runs build *.egg-info .pytest_cache

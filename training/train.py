@@ -7,10 +7,12 @@ is the same update whatever P is (up to the per-rank posterior noise).
 Flow: validate recipe and output folders -> build model and data -> resume state if present ->
 steps (NaN/inf losses skipped and counted) with periodic validation, best-checkpoint selection and
 resumable state -> on the main process: save the best model as a Hub folder, evaluate it on the test
-split, write eval_results.json, history.json and the model card.
+split and on the consistency subset, write eval_results.json, history.json, recipe.json
+(vaezoo.results.publish_folder) and the model card with its figures.
 """
 
 import argparse
+import hashlib
 import inspect
 import json
 import shutil
@@ -21,18 +23,17 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import CONFIG_MAPPING, AutoConfig, AutoModel
 
 import vaezoo  # noqa: F401  (registers the zoo's model types with the Auto classes)
 from vaezoo.cards import write_card
 from vaezoo.data import load_images
-from vaezoo.evaluation import evaluate
 from vaezoo.hub import save_hub_folder
 from vaezoo.loading import load_pretrained, zoo_model_types
 from vaezoo.recipe import load_recipe
 from vaezoo.registry import check_choice
+from vaezoo.results import publish_folder
 
 
 def parse_args(argv=None):
@@ -61,14 +62,22 @@ def check_writable(folder):
         raise SystemExit(f"error: output folder {folder} is not writable ({err}); nothing was trained") from err
 
 
+def noise_generator(seed, step, rank, device):
+    """The posterior/binarization noise of one step is a function of (seed, step, rank) only, so a
+    resumed run draws exactly the noise the uninterrupted run would have, whatever else touched the
+    global RNG (DataLoader iterators draw from it)."""
+    digest = hashlib.sha256(f"{seed}:{step}:{rank}".encode()).digest()
+    return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
 @torch.no_grad()
-def validate(model, data, batch_size, seed):
+def validate(model, data, batch_size, seed, device):
     """Mean single-sample metrics over a split, with fixed noise (same on every rank)."""
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
+    generator = noise_generator(seed, -1, 0, device)
     sums, n = {}, 0
     for start in range(0, len(data), batch_size):
-        images, labels = data.images[start : start + batch_size], data.labels[start : start + batch_size]
+        images, labels = data.images[start : start + batch_size].to(device), data.labels[start : start + batch_size].to(device)
         out = model(**model_inputs(model, data.pixels(images, generator=generator), labels), generator=generator)
         for key in ("loss", "elbo", "rate", "distortion", "accuracy", "nll", "kl"):
             if key in out:
@@ -119,7 +128,7 @@ def main(argv=None):
         check_writable(card_dir)
     accelerator.wait_for_everyone()
 
-    # Same initial weights on every rank (seed), different posterior noise per rank (device_specific).
+    # Same initial weights on every rank; per-step noise comes from noise_generator(seed, step, rank).
     set_seed(train_cfg.seed)
     fields = model_fields(recipe.model)
     train_data = load_images(recipe.data.dataset, recipe.data.train_split, limit=recipe.data.train_limit)
@@ -128,12 +137,6 @@ def main(argv=None):
         config.num_train_examples = len(train_data)  # BNN: the KL is scaled by 1/N_train
     model = AutoModel.from_config(config)
     val_data = load_images(recipe.data.dataset, recipe.data.validation_split, limit=recipe.data.validation_limit)
-    set_seed(train_cfg.seed, device_specific=True)
-    # Training noise (posterior samples, dynamic binarization) comes from this generator, saved
-    # with every state, not from the global RNG: DataLoader iterators draw from that one, and a run
-    # resumed mid-epoch creates one iterator more than an uninterrupted run does.
-    noise = torch.Generator(device=accelerator.device).manual_seed(train_cfg.seed + accelerator.process_index)
-    noise_file = f"noise_generator_{accelerator.process_index}.safetensors"
 
     loader = torch.utils.data.DataLoader(
         train_data.as_tensor_dataset(),
@@ -153,11 +156,10 @@ def main(argv=None):
                 "wall_seconds": 0.0}
     if progress_file.exists() and not args.no_resume:
         progress = json.loads(progress_file.read_text())
-        if "state" not in progress:
-            raise SystemExit(f"error: {progress_file} was written by an older train.py (no noise generator state); "
-                             "start again with --no-resume")
+        # Written by an older train.py: one "state" folder, data position = step (as it then was).
+        progress.setdefault("state", "state")
+        progress.setdefault("batches", progress["step"])
         accelerator.load_state(str(output_dir / progress["state"]))
-        noise.set_state(load_file(output_dir / progress["state"] / noise_file)["state"])
         accelerator.print(f"resumed from {output_dir / progress['state']} at step {progress['step']}")
     step, batches = progress["step"], progress["batches"]
     sign = 1.0 if train_cfg.select_mode == "max" else -1.0
@@ -165,8 +167,6 @@ def main(argv=None):
     def save_progress():
         state = f"state-{step}"
         accelerator.save_state(str(output_dir / state))
-        save_file({"state": noise.get_state()}, output_dir / state / noise_file)
-        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             previous, progress["state"] = progress["state"], state
             tmp = progress_file.with_suffix(".tmp")
@@ -192,8 +192,9 @@ def main(argv=None):
             if hasattr(raw_model, "begin_step"):
                 raw_model.begin_step(step)
             batches += 1
-            out = model(**model_inputs(raw_model, train_data.pixels(images, generator=noise), labels), generator=noise)
-            finite = accelerator.reduce(torch.isfinite(out.loss).float().reshape(1), "min").item() == 1.0
+            generator = noise_generator(train_cfg.seed, step, accelerator.process_index, accelerator.device)
+            out = model(**model_inputs(raw_model, train_data.pixels(images, generator=generator), labels), generator=generator)
+            finite = bool(accelerator.gather(torch.isfinite(out.loss).reshape(1)).all())
             if not finite:  # every rank skips together, so weights stay identical
                 optimizer.zero_grad(set_to_none=True)
                 progress["skipped_nonfinite"] += 1
@@ -216,7 +217,7 @@ def main(argv=None):
             bar.set_postfix(loss=f"{out.loss.item():.2f}", refresh=False)
 
             if step % train_cfg.eval_every == 0 or step == max_steps:
-                metrics = validate(raw_model, val_data, 500, seed=train_cfg.seed)
+                metrics = validate(raw_model, val_data, 500, train_cfg.seed, accelerator.device)
                 metrics.update(step=step, train_loss=out.loss.item())
                 progress["history"].append(metrics)
                 score = sign * metrics[train_cfg.select_metric]
@@ -237,17 +238,11 @@ def main(argv=None):
         accelerator.end_training()
         return
 
-    # ---- publish: best checkpoint -> Hub folder -> test evaluation -> card ----------------------
+    # ---- publish: best checkpoint -> Hub folder -> test + consistency-subset evaluation -> card ------
     best = load_pretrained(output_dir / "best")
-    save_hub_folder(best, card_dir)
     eval_cfg = recipe.evaluation
     eval_cfg.iwae_samples = args.iwae_samples or eval_cfg.iwae_samples
     eval_cfg.limit = args.eval_limit or eval_cfg.limit
-    test_data = load_images(recipe.data.dataset, eval_cfg.split, limit=eval_cfg.limit)
-    t0 = time.time()
-    results = evaluate(best, test_data, iwae_samples=eval_cfg.iwae_samples, num_samples=eval_cfg.num_samples,
-                       seed=eval_cfg.seed, fgsm_eps=eval_cfg.fgsm_eps, progress=True)
-    results["eval_seconds"] = time.time() - t0
     training_info = {
         "steps": step,
         "best_step": progress["best"]["step"],
@@ -257,11 +252,9 @@ def main(argv=None):
         "train_seconds": progress["wall_seconds"],
         "train_examples": len(train_data),
     }
-    (card_dir / "eval_results.json").write_text(json.dumps({"test": results, "training": training_info}, indent=1))
-    (card_dir / "history.json").write_text(json.dumps(progress["history"], indent=1))
-    (card_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
+    saved = publish_folder(best, card_dir, recipe, progress["history"], training_info, progress=True)
     write_card(card_dir)
-    print(json.dumps(results, indent=1))
+    print(json.dumps(saved["test"], indent=1))
     accelerator.end_training()
 
 

@@ -2,8 +2,10 @@
 
 from transformers import AutoConfig, AutoModel
 
+from .configuration_hvae import HVAEConfig
 from .configuration_vae import VAEConfig
 from .distributions import DiagonalGaussian, SlashedNormal, StandardNormal
+from .modeling_hvae import HVAEModel, HVAEOutput
 from .modeling_vae import VAEModel, VAEOutput
 from .parameterizations import PARAMETERIZATIONS
 from .stdplus import log_stdplus, stdplus
@@ -11,7 +13,7 @@ from .stdplus import log_stdplus, stdplus
 __version__ = "0.1.0"
 
 # Native loading route: AutoModel.from_pretrained(dir) after `import vaezoo`.
-for _config, _model in ((VAEConfig, VAEModel),):
+for _config, _model in ((VAEConfig, VAEModel), (HVAEConfig, HVAEModel)):
     AutoConfig.register(_config.model_type, _config)
     AutoModel.register(_config, _model)
 
@@ -19,6 +21,9 @@ __all__ = [
     "VAEConfig",
     "VAEModel",
     "VAEOutput",
+    "HVAEConfig",
+    "HVAEModel",
+    "HVAEOutput",
     "DiagonalGaussian",
     "SlashedNormal",
     "StandardNormal",

@@ -12,14 +12,39 @@ import torch
 from torch.distributions import kl_divergence
 
 
-def rate(posterior, prior, z):
+def rate(posterior, prior, z, log_q=None, log_weight=None):
     """Per-example KL(q || p), shape (B,): closed form when a KL is registered for the pair, else
-    the Monte Carlo estimate mean_i [log q(z_i) - log p(z_i)] over the posterior samples z of shape
-    (k, B, K) already drawn (mixture priors and posteriors, flows)."""
+    the Monte Carlo estimate sum_i w_i [log q(z_i) - log p(z_i)] over the posterior samples z of shape
+    (k, B, K) already drawn (mixture priors and posteriors, flows). ``log_q`` (k, B) is log q(z) when
+    the sampler already computed it (flows have no cheap log_prob of an arbitrary z); ``log_weight``
+    (k, B) are the log weights of a weighted sample (``weighted_samples``), uniform 1/k by default."""
     try:
         return kl_divergence(posterior, prior)
     except NotImplementedError:
-        return (posterior.log_prob(z) - prior.log_prob(z)).mean(0)
+        log_q = posterior.log_prob(z) if log_q is None else log_q
+        log_ratio = log_q - prior.log_prob(z)
+        return log_ratio.mean(0) if log_weight is None else (log_weight.exp() * log_ratio).sum(0)
+
+
+def sample_with_log_prob(posterior, num_samples, generator=None):
+    """k = ``num_samples`` draws z ~ q (k, B, K) and log q(z) (k, B). Flows define
+    ``rsample_with_log_prob`` (sample and density from one pass); other distributions rsample then
+    evaluate log_prob."""
+    if hasattr(posterior, "rsample_with_log_prob"):
+        return posterior.rsample_with_log_prob(num_samples, generator)
+    z = posterior.rsample((num_samples,), generator=generator)
+    return z, posterior.log_prob(z)
+
+
+def weighted_samples(posterior, num_samples, generator=None):
+    """(z, log q(z), log w) with E_q[f(z)] ~= sum_i w_i f(z_i), all with leading sample axis.
+
+    Mixtures define ``rsample_weighted`` (stratified over components: sum_m w_m E_{q_m}[f], which
+    keeps the gradient of the mixture weights, methods.md §2); otherwise w_i = 1/k."""
+    if hasattr(posterior, "rsample_weighted"):
+        return posterior.rsample_weighted(num_samples, generator)
+    z, log_q = sample_with_log_prob(posterior, num_samples, generator)
+    return z, log_q, torch.full_like(log_q, -math.log(num_samples))
 
 
 def logmeanexp(log_w, dim=0):

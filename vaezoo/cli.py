@@ -1,4 +1,4 @@
-"""The ``vaezoo`` command line: evaluate, show and (re)build cards for zoo checkpoints."""
+"""The ``vaezoo`` command line: evaluate, show, (re)build cards, push, list the zoo, sync the README table."""
 
 import argparse
 import json
@@ -60,8 +60,45 @@ def cmd_show(args):
 def cmd_card(args):
     from .cards import write_card
 
-    write_card(resolve_model(args.model))
-    print(f"wrote {Path(resolve_model(args.model)) / 'README.md'}")
+    if args.repo_id and len(args.model) > 1:
+        raise ValueError("--repo-id names one repository: give one MODEL_DIR with it")
+    for name in args.model:
+        folder = Path(resolve_model(name))
+        write_card(folder, repo_id=args.repo_id)
+        print(f"wrote {folder / 'README.md'} and its figures")
+
+
+def cmd_push(args):
+    from .push import push
+
+    plan = push(args.model, args.repo_id, private=args.private, dry_run=args.dry_run)
+    if args.dry_run:
+        print(plan.describe())
+        print("card and files checked; nothing was uploaded (--dry-run)")
+    else:
+        print(f"pushed {len(plan.files)} files to https://huggingface.co/{plan.repo_id}")
+
+
+def cmd_list(args):
+    from .zoo import zoo_entries, zoo_listing
+
+    print(zoo_listing(zoo_entries(args.root)))
+
+
+def cmd_zoo_table(args):
+    from .zoo import readme_with_table
+
+    current, expected = readme_with_table(args.readme, args.root)
+    if args.check:
+        if current != expected:
+            raise ValueError(f"the zoo table in {args.readme} does not match the cards under {args.root}/; "
+                             "regenerate it with `vaezoo zoo-table`")
+        print(f"{args.readme} zoo table matches the cards under {args.root}/")
+    elif current != expected:
+        Path(args.readme).write_text(expected)
+        print(f"updated the zoo table in {args.readme}")
+    else:
+        print(f"{args.readme} zoo table already up to date")
 
 
 def build_parser():
@@ -85,9 +122,28 @@ def build_parser():
     show.add_argument("model")
     show.set_defaults(func=cmd_show)
 
-    card = sub.add_parser("card", help="regenerate a folder's README.md card and figures from its saved results")
-    card.add_argument("model")
+    card = sub.add_parser("card", help="regenerate folders' README.md cards and figures from their saved results")
+    card.add_argument("model", nargs="+", help="Hub folder(s) or zoo entry name(s); e.g. model_cards/* to refresh "
+                      "every card's R-D plot after adding a checkpoint")
+    card.add_argument("--repo-id", help="Hub repository the card's usage loads (default: the recipe's hub_repo)")
     card.set_defaults(func=cmd_card)
+
+    push = sub.add_parser("push", help="check a Hub folder and upload it with HfApi.create_repo + upload_folder")
+    push.add_argument("model", help="the Hub folder, e.g. model_cards/NAME")
+    push.add_argument("--repo-id", required=True, help="ORG/NAME on the Hugging Face Hub")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--dry-run", action="store_true", help="check the folder and card, list what would be uploaded")
+    push.set_defaults(func=cmd_push)
+
+    ls = sub.add_parser("list", help="print the zoo: name, family, parameterization/estimator, dataset, metrics, size")
+    ls.add_argument("--root", default="model_cards", help="folder holding one Hub folder per checkpoint")
+    ls.set_defaults(func=cmd_list)
+
+    table = sub.add_parser("zoo-table", help="regenerate (or --check) the README zoo table from the cards")
+    table.add_argument("--readme", default="README.md")
+    table.add_argument("--root", default="model_cards")
+    table.add_argument("--check", action="store_true", help="fail if the README table differs from the cards")
+    table.set_defaults(func=cmd_zoo_table)
     return parser
 
 

@@ -2,13 +2,14 @@
 
 from transformers import PreTrainedConfig
 
+from .decoders import DECODERS
 from .likelihoods import LIKELIHOODS
 from .networks import ACTIVATIONS
+from .objectives import OBJECTIVES
 from .parameterizations import PARAMETERIZATIONS
+from .posteriors import POSTERIORS
 from .priors import PRIORS
 from .registry import ValidatedConfigMixin, as_list, check_choice, check_positive
-
-OBJECTIVES = ("elbo", "iwae")
 
 
 class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
@@ -22,11 +23,29 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         encoder_hidden, decoder_hidden: hidden widths of the encoder / decoder MLPs.
         latent_dim: number of latent dimensions K.
         activation: hidden activation (see ``vaezoo.networks.ACTIVATIONS``).
-        parameterization: posterior scale map, ``exp`` | ``softplus`` | ``stdplus`` (Slashed Normal).
-        prior: ``vaezoo.priors.PRIORS`` name. likelihood: ``vaezoo.likelihoods.LIKELIHOODS`` name.
-        objective: ``elbo`` (loss = D + beta * R) or ``iwae`` (loss = -IWAE_k with k = ``train_samples``).
-        beta: weight of the rate in the ``elbo`` objective (beta-VAE); must be 1 for ``iwae``.
-        train_samples: importance samples k per example during training.
+        parameterization: posterior scale map, ``exp`` | ``softplus`` | ``stdplus`` (Slashed Normal);
+            every Gaussian of every posterior uses it.
+        posterior: ``vaezoo.posteriors.POSTERIORS`` name: ``gaussian`` | ``iaf`` | ``mixture`` | ``rme``.
+        prior: ``vaezoo.priors.PRIORS`` name: ``standard_normal`` | ``mog`` | ``vampprior``.
+        likelihood: ``vaezoo.likelihoods.LIKELIHOODS`` name: ``bernoulli`` (binary pixels) |
+            ``discretized_logistic`` (8-bit grey pixels).
+        decoder: ``vaezoo.decoders.DECODERS`` name: ``mlp`` (factorized) | ``pixelcnn`` (autoregressive).
+        objective: ``vaezoo.objectives.OBJECTIVES`` name: ``elbo`` (loss = D + beta R), ``iwae``
+            (loss = -IWAE_k with k = ``train_samples``) or ``target_rate`` (D + beta |R - target_rate|).
+        beta: weight of the rate (``elbo``) or of the rate penalty (``target_rate``); must be 1 for ``iwae``.
+        target_rate: the rate in nats the ``target_rate`` objective aims at (required by it, else None).
+        train_samples: importance samples k per example during training (per component for mixtures).
+        num_components: Gaussian components M of the ``mixture`` and ``rme`` posteriors.
+        iaf_steps, iaf_hidden: number of IAF steps and the hidden widths of each step's MADE.
+        rme_barrier: the barrier C in min(KL(q_m || Q_{m-1}), C) of the RME objective (nats).
+        rme_stage_steps: optimizer steps per RME stage (one component added per stage).
+        rme_freeze_previous: whether earlier RME components stop training when a new one is added.
+        rme_weight_hidden: hidden widths of the RME weight network w(x).
+        mog_components: components of the ``mog`` prior. vampprior_pseudo_inputs: pseudo-inputs of
+            the ``vampprior``.
+        pixelcnn_layers, pixelcnn_channels, pixelcnn_kernel_size, pixelcnn_cond_channels: masked
+            convolutions (the first 7x7 type A, the rest ``pixelcnn_kernel_size`` type B), their
+            width, and the channels of the z feature map.
     """
 
     model_type = "vae"
@@ -45,6 +64,22 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         objective="elbo",
         beta=1.0,
         train_samples=1,
+        posterior="gaussian",
+        decoder="mlp",
+        target_rate=None,
+        num_components=5,
+        iaf_steps=2,
+        iaf_hidden=(200, 200),
+        rme_barrier=5.0,
+        rme_stage_steps=10000,
+        rme_freeze_previous=False,
+        rme_weight_hidden=(100,),
+        mog_components=10,
+        vampprior_pseudo_inputs=500,
+        pixelcnn_layers=4,
+        pixelcnn_channels=32,
+        pixelcnn_kernel_size=3,
+        pixelcnn_cond_channels=4,
         **kwargs,
     ):
         self.image_size = image_size
@@ -59,6 +94,22 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         self.objective = objective
         self.beta = beta
         self.train_samples = train_samples
+        self.posterior = posterior
+        self.decoder = decoder
+        self.target_rate = target_rate
+        self.num_components = num_components
+        self.iaf_steps = iaf_steps
+        self.iaf_hidden = as_list("iaf_hidden", iaf_hidden)
+        self.rme_barrier = rme_barrier
+        self.rme_stage_steps = rme_stage_steps
+        self.rme_freeze_previous = rme_freeze_previous
+        self.rme_weight_hidden = as_list("rme_weight_hidden", rme_weight_hidden)
+        self.mog_components = mog_components
+        self.vampprior_pseudo_inputs = vampprior_pseudo_inputs
+        self.pixelcnn_layers = pixelcnn_layers
+        self.pixelcnn_channels = pixelcnn_channels
+        self.pixelcnn_kernel_size = pixelcnn_kernel_size
+        self.pixelcnn_cond_channels = pixelcnn_cond_channels
         super().__init__(**kwargs)
         self.validate()
 
@@ -72,14 +123,38 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         check_positive("num_channels", self.num_channels)
         check_positive("latent_dim", self.latent_dim)
         check_positive("train_samples", self.train_samples)
-        for field in ("encoder_hidden", "decoder_hidden"):
+        for field in ("num_components", "iaf_steps", "rme_stage_steps", "mog_components", "vampprior_pseudo_inputs"):
+            check_positive(field, getattr(self, field))
+        for field in ("pixelcnn_layers", "pixelcnn_channels", "pixelcnn_kernel_size", "pixelcnn_cond_channels"):
+            check_positive(field, getattr(self, field))
+        for field in ("encoder_hidden", "decoder_hidden", "iaf_hidden", "rme_weight_hidden"):
             for width in as_list(field, getattr(self, field)):
                 check_positive(field, width)
+        if not self.iaf_hidden:
+            raise ValueError("iaf_hidden=[] is not valid; expected at least one hidden width for the MADE")
+        if self.pixelcnn_kernel_size % 2 == 0:
+            raise ValueError(f"pixelcnn_kernel_size={self.pixelcnn_kernel_size!r} is not valid; expected an odd integer")
+        check_positive("rme_barrier", self.rme_barrier, minimum=0, integer=False)
+        if not isinstance(self.rme_freeze_previous, bool):
+            raise ValueError(f"rme_freeze_previous={self.rme_freeze_previous!r} is not valid; expected true or false")
         check_choice("activation", self.activation, ACTIVATIONS.names())
         check_choice("parameterization", self.parameterization, PARAMETERIZATIONS.names())
         check_choice("prior", self.prior, PRIORS.names())
         check_choice("likelihood", self.likelihood, LIKELIHOODS.names())
-        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("objective", self.objective, OBJECTIVES.names())
+        check_choice("posterior", self.posterior, POSTERIORS.names())
+        check_choice("decoder", self.decoder, DECODERS.names())
+        if self.decoder == "pixelcnn" and self.num_channels != 1:
+            raise ValueError(f"num_channels={self.num_channels!r} is not valid with decoder='pixelcnn'; expected 1")
+        if self.prior == "vampprior" and self.posterior == "iaf":
+            raise ValueError(
+                "prior='vampprior' is not valid with posterior='iaf': the VampPrior density needs q(z|u) of "
+                "an arbitrary z, which an IAF does not provide; expected posterior in ['gaussian', 'mixture', 'rme']"
+            )
+        if self.objective == "target_rate":
+            check_positive("target_rate", self.target_rate, minimum=0, integer=False)
+        elif self.target_rate is not None:
+            raise ValueError(f"target_rate={self.target_rate!r} is not valid with objective={self.objective!r}; expected null")
         check_positive("beta", self.beta, minimum=0, integer=False)
         if self.objective == "iwae" and self.beta != 1:
             raise ValueError(f"beta={self.beta!r} is not valid with objective='iwae'; the IWAE bound needs beta=1")

@@ -33,15 +33,15 @@ def evaluate_generative(model, data, iwae_samples=5000, batch_size=None, seed=0,
     model.eval()
     if iwae_samples < 1:
         raise ValueError(f"iwae_samples={iwae_samples} is not valid; expected an integer >= 1")
-    generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
     batch_size = batch_size or max(1, min(100, MAX_ROWS // iwae_samples))
     chunk = max(1, min(iwae_samples, MAX_ROWS // batch_size))
     totals = {"nll": 0.0, "log_px_z": 0.0, "rate": 0.0}
     means = []
     n = len(data)
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate", unit="batch"):
-        x = data.pixels(data.images[start : start + batch_size]).to(device)
+        x = data.pixels(data.images[start : start + batch_size].to(device), generator=generator)
         acc, sum_log_px_z, sum_rate = LogMeanExpAccumulator(), 0.0, 0.0
         for k0 in range(0, iwae_samples, chunk):
             k = min(chunk, iwae_samples - k0)

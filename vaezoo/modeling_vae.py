@@ -1,4 +1,6 @@
-"""The VAE: q(z|x) = parameterization(MLP_enc(x)), p(z) = prior, p(x|z) = likelihood(MLP_dec(z)).
+"""The VAE: q(z|x) = posterior(x), p(z) = prior, p(x|z) = decoder(z), each chosen by name in the config
+(Gaussian / IAF / mixture / RME posteriors, standard normal / MoG / VampPrior priors, MLP / PixelCNN
+decoders with Bernoulli or discretized-logistic pixels).
 
 Kingma & Welling 2014; importance-weighted objective from Burda et al. 2016 (IWAE); rate and
 distortion reported separately as in Alemi et al. 2018 ("Fixing a Broken ELBO").
@@ -11,15 +13,16 @@ from typing import Optional
 
 import torch
 from transformers import PreTrainedModel
-from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .bounds import logmeanexp, rate
+from .bounds import rate, sample_with_log_prob, weighted_samples
 from .configuration_vae import VAEConfig
+from .decoders import DECODERS
+from .initialization import init_module
 from .inputs import flatten_images
 from .likelihoods import LIKELIHOODS
-from .networks import MLP
-from .parameterizations import gaussian_from_raw
+from .objectives import OBJECTIVES
+from .posteriors import POSTERIORS
 from .priors import PRIORS
 
 
@@ -28,6 +31,8 @@ class VAEOutput(ModelOutput):
     """Per-batch means (``loss``, ``elbo``, ``rate``, ``distortion``) and per-example values.
 
     ``elbo = -(distortion + rate)``; ``iwae`` is the k-sample bound when ``train_samples > 1``.
+    ``latents`` are the draws the bound used: (k, B, K), or (M k, B, K) for mixture posteriors
+    (k draws from each component).
     """
 
     loss: Optional[torch.Tensor] = None
@@ -49,19 +54,14 @@ class VAEPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         # from_pretrained builds on the meta device: every tensor not in the checkpoint must be set here.
-        if isinstance(module, torch.nn.Linear):
-            init.normal_(module.weight, std=module.in_features**-0.5)
-            init.zeros_(module.bias)
+        init_module(module)
 
 
 class VAEModel(VAEPreTrainedModel):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
-        likelihood = LIKELIHOODS.get(config.likelihood)
-        self.encoder = MLP(config.num_pixels, config.encoder_hidden, 2 * config.latent_dim, config.activation)
-        self.decoder = MLP(
-            config.latent_dim, config.decoder_hidden, likelihood.params_per_pixel * config.num_pixels, config.activation
-        )
+        self.encoder = POSTERIORS.get(config.posterior)(config)
+        self.decoder = DECODERS.get(config.decoder)(config)
         self.prior = PRIORS.get(config.prior)(config)
         self.post_init()
 
@@ -71,18 +71,19 @@ class VAEModel(VAEPreTrainedModel):
         return x
 
     def encode(self, pixel_values):
-        """q(z | x) as a distribution object (rsample / log_prob / mean)."""
-        x = self._flatten(pixel_values)
-        h_loc, h_scale = self.encoder(x).chunk(2, dim=-1)
-        return gaussian_from_raw(self.config.parameterization, h_loc, h_scale)
+        """q(z | x) as a distribution object (rsample / mean; log_prob except for flows)."""
+        return self.encoder(self._flatten(pixel_values))
 
     def decode(self, z):
         """p(x | z) as a distribution over flattened images."""
-        return LIKELIHOODS.get(self.config.likelihood)(self.decoder(z))
+        return self.decoder(z)
 
     def prior_distribution(self):
-        weight = self.decoder[0].weight
-        return self.prior(weight.dtype, weight.device)
+        return self.prior(self.dtype, self.device, encoder=self.encoder)
+
+    def begin_step(self, step):
+        """Training-loop hook before optimizer step ``step``: staged posteriors (RME) switch stages."""
+        self.encoder.begin_step(step)
 
     @torch.no_grad()
     def sample(self, num_samples, generator=None, mean=True):
@@ -97,32 +98,34 @@ class VAEModel(VAEPreTrainedModel):
         """Importance terms for k = ``num_samples`` draws z_i ~ q(z|x), each of shape (k, B):
         log p(x | z_i) and log q(z_i | x) - log p(z_i). log w_i = first - second."""
         x = self._flatten(pixel_values)
-        posterior = self.encode(x)
-        z = posterior.rsample((num_samples,), generator=generator)
+        z, log_q = sample_with_log_prob(self.encode(x), num_samples, generator)
         log_px_z = self.decode(z).log_prob(x)
-        prior = self.prior_distribution()
-        return log_px_z, posterior.log_prob(z) - prior.log_prob(z)
+        return log_px_z, log_q - self.prior_distribution().log_prob(z)
 
     def forward(self, pixel_values, generator=None, return_dict=True):
         config = self.config
         x = self._flatten(pixel_values)
         posterior = self.encode(x)
         prior = self.prior_distribution()
-        z = posterior.rsample((config.train_samples,), generator=generator)
+        z, log_q, log_weight = weighted_samples(posterior, config.train_samples, generator)
         log_px_z = self.decode(z).log_prob(x)
-        distortion = -log_px_z.mean(0)
-        kl = rate(posterior, prior, z)
+        weight = log_weight.exp()
+        distortion = -(weight * log_px_z).sum(0)
+        kl = rate(posterior, prior, z, log_q, log_weight)
         elbo = -(distortion + kl)
-        iwae = None
-        if config.train_samples > 1 or config.objective == "iwae":  # IWAE_1 is the ELBO, still a bound to train
-            iwae = logmeanexp(log_px_z - (posterior.log_prob(z) - prior.log_prob(z)))
-        loss = -iwae.mean() if config.objective == "iwae" else (distortion + config.beta * kl).mean()
+        iwae = torch.logsumexp(log_weight + log_px_z - log_q + prior.log_prob(z), 0)
+        loss = OBJECTIVES.get(config.objective)(distortion, kl, iwae, config)
+        auxiliary = self.encoder.auxiliary_loss(
+            x, lambda latents: self.decode(latents).log_prob(x), prior, config.train_samples, generator
+        )
+        if auxiliary is not None:
+            loss = loss + auxiliary.mean()
         out = VAEOutput(
             loss=loss,
             elbo=elbo.mean(),
             rate=kl.mean(),
             distortion=distortion.mean(),
-            iwae=None if iwae is None else iwae.mean(),
+            iwae=iwae.mean() if config.train_samples > 1 else None,
             elbo_per_example=elbo,
             rate_per_example=kl,
             distortion_per_example=distortion,

@@ -1,0 +1,47 @@
+"""The amortized diagonal Gaussian posterior q(z|x) = N(mu(x), sigma(x)^2), and the posterior interface.
+
+Every posterior (``vaezoo.posteriors.POSTERIORS``) is an nn.Module built from the model config that maps
+flattened inputs (B, D) to a distribution with event shape (latent_dim,). Posteriors with a staged
+training schedule (RME) also use the two hooks of ``Posterior``.
+"""
+
+from torch import nn
+
+from .networks import MLP
+from .parameterizations import gaussian_from_raw
+
+
+class Posterior(nn.Module):
+    """Hooks the model calls on its posterior; the defaults are those of a posterior trained by the
+    model's objective alone, with no schedule."""
+
+    def begin_step(self, step):
+        """Called before optimizer step ``step`` (training contract); staged posteriors switch stages here."""
+
+    def auxiliary_loss(self, x, log_likelihood, prior, num_samples, generator=None):
+        """Per-example loss added to the model's objective (B,), or None when there is none.
+
+        ``log_likelihood(z)`` returns log p(x | z) for latents z of shape (k, B, K)."""
+        return None
+
+
+class GaussianConditional(MLP):
+    """MLP(h) -> (h_loc, h_scale) -> diagonal Gaussian over ``latent_dim`` dimensions through the scale
+    parameterization ``parameterization`` (exp / softplus / stdplus, methods.md §1)."""
+
+    def __init__(self, in_features, hidden, latent_dim, activation, parameterization):
+        super().__init__(in_features, hidden, 2 * latent_dim, activation)
+        self.parameterization = parameterization
+
+    def forward(self, x):
+        h_loc, h_scale = super().forward(x).chunk(2, dim=-1)
+        return gaussian_from_raw(self.parameterization, h_loc, h_scale)
+
+
+class GaussianPosterior(GaussianConditional, Posterior):
+    """The VAE's q(z|x) (Kingma & Welling 2014): a Gaussian conditional on x with the config's
+    ``encoder_hidden`` widths, ``latent_dim`` and ``parameterization``."""
+
+    def __init__(self, config, in_features=None):
+        in_features = config.num_pixels if in_features is None else in_features
+        super().__init__(in_features, config.encoder_hidden, config.latent_dim, config.activation, config.parameterization)
