@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import inspect
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,13 +24,15 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModel
+from transformers import CONFIG_MAPPING, AutoConfig, AutoModel
 
 import vaezoo  # noqa: F401  (registers the zoo's model types with the Auto classes)
 from vaezoo.cards import write_card
 from vaezoo.data import load_images
 from vaezoo.hub import save_hub_folder
+from vaezoo.loading import load_pretrained, zoo_model_types
 from vaezoo.recipe import load_recipe
+from vaezoo.registry import check_choice
 from vaezoo.results import publish_folder
 
 
@@ -84,6 +87,19 @@ def validate(model, data, batch_size, seed, device):
     return {key: value / n for key, value in sums.items()}
 
 
+def model_fields(model_block):
+    """The recipe's ``model:`` block minus ``model_type``, checked against the config class: a
+    misspelled field is an error (PreTrainedConfig would keep it as an unused attribute)."""
+    model_type = model_block["model_type"]
+    check_choice("model.model_type", model_type, zoo_model_types())
+    fields = {k: v for k, v in model_block.items() if k != "model_type"}
+    allowed = [p for p in inspect.signature(CONFIG_MAPPING[model_type].__init__).parameters if p not in ("self", "kwargs")]
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown field(s) {unknown} in the recipe's model block (model_type {model_type!r}); allowed: {allowed}")
+    return fields
+
+
 def model_inputs(model, pixel_values, labels):
     """Classifiers take labels, generative models do not."""
     takes_labels = "labels" in inspect.signature(model.forward).parameters
@@ -114,7 +130,7 @@ def main(argv=None):
 
     # Same initial weights on every rank; per-step noise comes from noise_generator(seed, step, rank).
     set_seed(train_cfg.seed)
-    fields = {k: v for k, v in recipe.model.items() if k != "model_type"}
+    fields = model_fields(recipe.model)
     train_data = load_images(recipe.data.dataset, recipe.data.train_split, limit=recipe.data.train_limit)
     config = AutoConfig.for_model(recipe.model["model_type"], **fields)
     if hasattr(config, "num_train_examples") and "num_train_examples" not in fields:
@@ -133,21 +149,31 @@ def main(argv=None):
     raw_model = accelerator.unwrap_model(model)
 
     # ---- resume ---------------------------------------------------------------------------------
-    state_dir, progress_file = output_dir / "state", output_dir / "progress.json"
-    progress = {"step": 0, "best": None, "history": [], "skipped_nonfinite": 0, "wall_seconds": 0.0}
+    # Each save writes a NEW folder state-STEP; progress.json (replaced atomically) names the one to
+    # resume from, so a kill during save_state leaves the previous state intact and still named.
+    progress_file = output_dir / "progress.json"
+    progress = {"step": 0, "batches": 0, "state": None, "best": None, "history": [], "skipped_nonfinite": 0,
+                "wall_seconds": 0.0}
     if progress_file.exists() and not args.no_resume:
-        accelerator.load_state(str(state_dir))
         progress = json.loads(progress_file.read_text())
-        accelerator.print(f"resumed from {state_dir} at step {progress['step']}")
-    step = progress["step"]
+        # Written by an older train.py: one "state" folder, data position = step (as it then was).
+        progress.setdefault("state", "state")
+        progress.setdefault("batches", progress["step"])
+        accelerator.load_state(str(output_dir / progress["state"]))
+        accelerator.print(f"resumed from {output_dir / progress['state']} at step {progress['step']}")
+    step, batches = progress["step"], progress["batches"]
     sign = 1.0 if train_cfg.select_mode == "max" else -1.0
 
     def save_progress():
-        accelerator.save_state(str(state_dir))
+        state = f"state-{step}"
+        accelerator.save_state(str(output_dir / state))
         if accelerator.is_main_process:
+            previous, progress["state"] = progress["state"], state
             tmp = progress_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(progress, indent=1))
-            tmp.replace(progress_file)  # atomic: progress never points at a half-written state
+            tmp.replace(progress_file)  # the commit point
+            if previous not in (None, state):
+                shutil.rmtree(output_dir / previous)
         accelerator.wait_for_everyone()
 
     # ---- train ----------------------------------------------------------------------------------
@@ -157,12 +183,15 @@ def main(argv=None):
     nonfinite_in_a_row, started = 0, time.time()
     model.train()
     while step < max_steps:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        # Position in the data counts batches drawn, skipped ones included, so a resumed run sees
+        # exactly the batches an uninterrupted one does.
+        epoch, done_in_epoch = divmod(batches, steps_per_epoch)
         loader.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(loader, done_in_epoch) if done_in_epoch else loader
-        for images, labels in batches:
+        epoch_batches = accelerator.skip_first_batches(loader, done_in_epoch) if done_in_epoch else loader
+        for images, labels in epoch_batches:
             if hasattr(raw_model, "begin_step"):
                 raw_model.begin_step(step)
+            batches += 1
             generator = noise_generator(train_cfg.seed, step, accelerator.process_index, accelerator.device)
             out = model(**model_inputs(raw_model, train_data.pixels(images, generator=generator), labels), generator=generator)
             finite = bool(accelerator.gather(torch.isfinite(out.loss).reshape(1)).all())
@@ -173,7 +202,8 @@ def main(argv=None):
                 if nonfinite_in_a_row >= train_cfg.max_nonfinite_steps:
                     raise SystemExit(
                         f"error: {nonfinite_in_a_row} consecutive non-finite losses at step {step}; stopping "
-                        f"(training.max_nonfinite_steps={train_cfg.max_nonfinite_steps}). Last saved state: {state_dir}"
+                        f"(training.max_nonfinite_steps={train_cfg.max_nonfinite_steps}). Last saved state: "
+                        f"{output_dir / str(progress['state'])}"
                     )
                 continue
             nonfinite_in_a_row = 0
@@ -197,7 +227,7 @@ def main(argv=None):
                                     is_main_process=accelerator.is_main_process, save_function=accelerator.save)
                 accelerator.print(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
             if step % train_cfg.checkpoint_every == 0 or step == max_steps:
-                progress["step"] = step
+                progress["step"], progress["batches"] = step, batches
                 progress["wall_seconds"] += time.time() - started
                 started = time.time()
                 save_progress()
@@ -209,7 +239,7 @@ def main(argv=None):
         return
 
     # ---- publish: best checkpoint -> Hub folder -> test + consistency-subset evaluation -> card ------
-    best = AutoModel.from_pretrained(output_dir / "best")
+    best = load_pretrained(output_dir / "best")
     eval_cfg = recipe.evaluation
     eval_cfg.iwae_samples = args.iwae_samples or eval_cfg.iwae_samples
     eval_cfg.limit = args.eval_limit or eval_cfg.limit

@@ -16,10 +16,10 @@ def resolve_model(name):
 
 
 def load_model(name):
-    import vaezoo  # noqa: F401  (registers the Auto classes)
-    from transformers import AutoModel
+    """Safetensors only, zoo model types only, no remote code (see ``vaezoo.loading``)."""
+    from .loading import load_pretrained
 
-    return AutoModel.from_pretrained(resolve_model(name))
+    return load_pretrained(resolve_model(name))
 
 
 def cmd_evaluate(args):

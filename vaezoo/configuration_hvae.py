@@ -7,10 +7,10 @@ from .likelihoods import LIKELIHOODS
 from .networks import ACTIVATIONS
 from .objectives import OBJECTIVES
 from .parameterizations import PARAMETERIZATIONS
-from .registry import check_choice, check_positive
+from .registry import ValidatedConfigMixin, as_list, check_choice, check_positive
 
 
-class HVAEConfig(PreTrainedConfig):
+class HVAEConfig(ValidatedConfigMixin, PreTrainedConfig):
     r"""A hierarchical VAE, IWAE-style (Burda et al. 2016, appendix; methods.md §5).
 
     Inference bottom-up q(z_1|x) q(z_2|z_1) ... q(z_L|z_{L-1}); generation top-down p(z_L) = N(0, I),
@@ -53,8 +53,8 @@ class HVAEConfig(PreTrainedConfig):
     ):
         self.image_size = image_size
         self.num_channels = num_channels
-        self.latent_dims = list(latent_dims)
-        self.hidden_dims = [list(widths) for widths in hidden_dims]
+        self.latent_dims = as_list("latent_dims", latent_dims)
+        self.hidden_dims = [as_list("hidden_dims", widths) for widths in as_list("hidden_dims", hidden_dims)]
         self.activation = activation
         self.parameterization = parameterization
         self.likelihood = likelihood
@@ -79,17 +79,17 @@ class HVAEConfig(PreTrainedConfig):
         check_positive("image_size", self.image_size)
         check_positive("num_channels", self.num_channels)
         check_positive("train_samples", self.train_samples)
-        if not 1 <= len(self.latent_dims) <= self.max_layers:
+        if not 1 <= len(as_list("latent_dims", self.latent_dims)) <= self.max_layers:
             raise ValueError(f"latent_dims={self.latent_dims!r} is not valid; expected 1 to {self.max_layers} layer sizes")
         for width in self.latent_dims:
             check_positive("latent_dims", width)
-        if len(self.hidden_dims) != len(self.latent_dims):
+        if len(as_list("hidden_dims", self.hidden_dims)) != len(self.latent_dims):
             raise ValueError(
                 f"hidden_dims={self.hidden_dims!r} is not valid; expected one list of widths per stochastic "
                 f"layer ({len(self.latent_dims)})"
             )
         for widths in self.hidden_dims:
-            if not widths:
+            if not as_list("hidden_dims", widths):
                 raise ValueError("hidden_dims has an empty list; expected at least one hidden width per conditional")
             for width in widths:
                 check_positive("hidden_dims", width)
@@ -98,8 +98,7 @@ class HVAEConfig(PreTrainedConfig):
         check_choice("likelihood", self.likelihood, LIKELIHOODS.names())
         check_choice("decoder_estimator", self.decoder_estimator, LATENT_LINEAR_ESTIMATORS.names())
         check_choice("objective", self.objective, OBJECTIVES.names())
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or self.beta < 0:
-            raise ValueError(f"beta={self.beta!r} is not valid; expected a number >= 0")
+        check_positive("beta", self.beta, minimum=0, integer=False)
         if self.objective == "iwae" and self.beta != 1:
             raise ValueError(f"beta={self.beta!r} is not valid with objective='iwae'; the IWAE bound needs beta=1")
         if self.objective == "target_rate":

@@ -9,10 +9,10 @@ from .objectives import OBJECTIVES
 from .parameterizations import PARAMETERIZATIONS
 from .posteriors import POSTERIORS
 from .priors import PRIORS
-from .registry import check_choice, check_positive
+from .registry import ValidatedConfigMixin, as_list, check_choice, check_positive
 
 
-class VAEConfig(PreTrainedConfig):
+class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
     r"""A VAE with MLP encoder q(z|x) and decoder p(x|z).
 
     Defaults are the IWAE paper's 1-layer architecture for 28x28 images: 784-200-200-50 tanh, a
@@ -85,8 +85,8 @@ class VAEConfig(PreTrainedConfig):
     ):
         self.image_size = image_size
         self.num_channels = num_channels
-        self.encoder_hidden = list(encoder_hidden)
-        self.decoder_hidden = list(decoder_hidden)
+        self.encoder_hidden = as_list("encoder_hidden", encoder_hidden)
+        self.decoder_hidden = as_list("decoder_hidden", decoder_hidden)
         self.latent_dim = latent_dim
         self.activation = activation
         self.parameterization = parameterization
@@ -100,11 +100,11 @@ class VAEConfig(PreTrainedConfig):
         self.target_rate = target_rate
         self.num_components = num_components
         self.iaf_steps = iaf_steps
-        self.iaf_hidden = list(iaf_hidden)
+        self.iaf_hidden = as_list("iaf_hidden", iaf_hidden)
         self.rme_barrier = rme_barrier
         self.rme_stage_steps = rme_stage_steps
         self.rme_freeze_previous = rme_freeze_previous
-        self.rme_weight_hidden = list(rme_weight_hidden)
+        self.rme_weight_hidden = as_list("rme_weight_hidden", rme_weight_hidden)
         self.mog_components = mog_components
         self.vampprior_pseudo_inputs = vampprior_pseudo_inputs
         self.pixelcnn_layers = pixelcnn_layers
@@ -129,7 +129,7 @@ class VAEConfig(PreTrainedConfig):
         for field in ("pixelcnn_layers", "pixelcnn_channels", "pixelcnn_kernel_size", "pixelcnn_cond_channels"):
             check_positive(field, getattr(self, field))
         for field in ("encoder_hidden", "decoder_hidden", "iaf_hidden", "rme_weight_hidden"):
-            for width in getattr(self, field):
+            for width in as_list(field, getattr(self, field)):
                 check_positive(field, width)
         if not self.iaf_hidden:
             raise ValueError("iaf_hidden=[] is not valid; expected at least one hidden width for the MADE")
@@ -156,7 +156,6 @@ class VAEConfig(PreTrainedConfig):
             check_positive("target_rate", self.target_rate, minimum=0, integer=False)
         elif self.target_rate is not None:
             raise ValueError(f"target_rate={self.target_rate!r} is not valid with objective={self.objective!r}; expected null")
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or self.beta < 0:
-            raise ValueError(f"beta={self.beta!r} is not valid; expected a number >= 0")
+        check_positive("beta", self.beta, minimum=0, integer=False)
         if self.objective == "iwae" and self.beta != 1:
             raise ValueError(f"beta={self.beta!r} is not valid with objective='iwae'; the IWAE bound needs beta=1")

@@ -6,6 +6,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .loading import PICKLE_SUFFIXES, WEIGHTS_INDEX_FILE
+
+STALE_SUFFIXES = (".py", ".safetensors", WEIGHTS_INDEX_FILE, *PICKLE_SUFFIXES)
+
 
 def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_function=None):
     """Save ``model`` into ``folder`` atomically (write a sibling temp folder, then rename).
@@ -27,9 +31,12 @@ def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_
         kwargs = {} if save_function is None else {"save_function": save_function}
         model.save_pretrained(tmp, **kwargs)
         if folder.exists():
+            # Copied, not moved: until the rename below the old folder stays complete. Old code and
+            # weights (stale shards, pickles) are never carried into the new folder.
             for item in folder.iterdir():
-                if not (tmp / item.name).exists() and not item.name.endswith(".py"):
-                    shutil.move(str(item), tmp / item.name)
+                if not (tmp / item.name).exists() and not item.name.endswith(STALE_SUFFIXES):
+                    copy = shutil.copytree if item.is_dir() else shutil.copy2
+                    copy(item, tmp / item.name)
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             os.rename(folder, old)
             os.rename(tmp, folder)

@@ -66,7 +66,7 @@ class VAEModel(VAEPreTrainedModel):
         self.post_init()
 
     def _flatten(self, pixel_values):
-        x = flatten_images(pixel_values, self.config.num_pixels)
+        x = flatten_images(pixel_values, self.config.num_pixels, dtype=self.dtype)
         LIKELIHOODS.get(self.config.likelihood).check_support(x)
         return x
 

@@ -1,4 +1,7 @@
-"""Name -> object registries (timm-style): every swappable component is chosen by name."""
+"""Name -> object registries (timm-style): every swappable component is chosen by name.
+Also the config validation helpers every ``configuration_*.py`` uses."""
+
+import math
 
 
 class Registry:
@@ -40,7 +43,31 @@ def check_choice(field, value, allowed):
 
 
 def check_positive(field, value, minimum=1, integer=True):
+    """Config validation helper: ``value`` must be an integer (or, with ``integer=False``, a finite
+    number) >= ``minimum``; NaN and infinity are rejected (NaN compares False with everything)."""
     kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
-        what = "an integer" if integer else "a number"
+    bad_type = isinstance(value, bool) or not isinstance(value, kind)
+    if bad_type or (isinstance(value, float) and not math.isfinite(value)) or value < minimum:
+        what = "an integer" if integer else "a finite number"
         raise ValueError(f"{field}={value!r} is not valid; expected {what} >= {minimum}")
+
+
+def as_list(field, value):
+    """A list-valued config field as a list (JSON gives lists back, so tuples are stored as lists);
+    anything else (e.g. a bare number where widths are expected) is a ValueError naming the field."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{field}={value!r} is not valid; expected a list")
+    return list(value)
+
+
+class ValidatedConfigMixin:
+    """Base for every vaezoo config (``class XConfig(ValidatedConfigMixin, PreTrainedConfig)``):
+    ``validate()`` also runs after ``from_pretrained(..., field=value)``, whose overrides
+    transformers' ``from_dict`` sets as attributes after ``__init__`` (and so after the
+    ``validate()`` that ``__init__`` calls)."""
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        result = super().from_dict(config_dict, **kwargs)
+        (result[0] if isinstance(result, tuple) else result).validate()
+        return result
