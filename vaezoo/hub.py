@@ -11,6 +11,21 @@ from .loading import PICKLE_SUFFIXES, WEIGHTS_INDEX_FILE
 STALE_SUFFIXES = (".py", ".safetensors", WEIGHTS_INDEX_FILE, *PICKLE_SUFFIXES)
 
 
+def _save_pretrained(model, folder, remote_code, save_function):
+    """save_pretrained, with the auto_map + flat code files only for this call: transformers keeps
+    the registration on the class, and a later plain save_pretrained must stay config + weights."""
+    classes = (type(model.config), type(model))
+    previous = [cls.__dict__.get("_auto_class") for cls in classes]
+    if remote_code:
+        type(model.config).register_for_auto_class()
+        type(model).register_for_auto_class("AutoModel")
+    try:
+        model.save_pretrained(folder, **({} if save_function is None else {"save_function": save_function}))
+    finally:
+        for cls, value in zip(classes, previous):
+            cls._auto_class = value
+
+
 def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_function=None):
     """Save ``model`` into ``folder`` atomically (write a sibling temp folder, then rename).
 
@@ -23,13 +38,9 @@ def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_
         return Path(folder)
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    if remote_code:
-        type(model.config).register_for_auto_class()
-        type(model).register_for_auto_class("AutoModel")
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
-        kwargs = {} if save_function is None else {"save_function": save_function}
-        model.save_pretrained(tmp, **kwargs)
+        _save_pretrained(model, tmp, remote_code, save_function)
         if folder.exists():
             # Copied, not moved: until the rename below the old folder stays complete. Old code and
             # weights (stale shards, pickles) are never carried into the new folder.
