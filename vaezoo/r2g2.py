@@ -125,15 +125,18 @@ def r2g2_latent_linear(loc, scale, sample, weight, bias):
 
     The forward value is the RT value ``F.linear(sample, weight, bias)``. If ``weight`` (m, n) has
     full column rank this IS the RT path (no solve). Otherwise A = weight diag(scale) per example and
-    eps* = pinv(A) z. eps is recovered from the sample as (sample - loc) / scale.
+    eps* = pinv(A) z. eps is recovered from the sample as (sample - loc) / scale; ``sample`` may carry
+    extra leading sample dimensions over loc and scale.
     """
     value = F.linear(sample, weight, bias)
-    if has_full_column_rank(weight):
+    if not torch.is_grad_enabled() or has_full_column_rank(weight):
         return value
+    loc, scale = loc.expand_as(sample), scale.expand_as(sample)
     with torch.no_grad():
         eps = (sample - loc) / scale
-        matrix = weight.unsqueeze(0) * scale.reshape(-1, 1, scale.shape[-1])
-        z = (matrix @ eps.reshape(-1, eps.shape[-1], 1)).squeeze(-1)
+        n = eps.shape[-1]
+        matrix = weight.unsqueeze(0) * scale.reshape(-1, 1, n)
+        z = (matrix @ eps.reshape(-1, n, 1)).squeeze(-1)
         eps_star = conditional_noise_dense(matrix, z).reshape(eps.shape)
     surrogate = F.linear(loc + scale * eps_star, weight, bias)
     return swap_gradient(value, surrogate)
