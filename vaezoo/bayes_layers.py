@@ -55,6 +55,7 @@ class BayesianLayer(nn.Module):
         gain = float(gaussian_from_raw(parameterization, zero + 1, zero).loc)
         self.initial_raw_loc_std = math.sqrt(2.0 / fan_in) / (self.prior_scale * gain)
         self.initial_raw_scale = raw_scale_for(parameterization, initial_scale / self.prior_scale)
+        self.place = place  # where the estimator is used: "linear" or "conv2d"
         self.estimator = make_estimator(estimator, place, config)
 
     def initialize(self, init):
