@@ -52,7 +52,8 @@ def train_and_evaluate(model, batch_size, test_samples, args, data):
     step_ms = 1000 * (time.perf_counter() - start) / args.steps
     start = time.perf_counter()
     metrics = evaluate_classifier(model, test_x, test_y, test_samples, 1000, torch.Generator().manual_seed(args.seed))
-    metrics.update(step_ms=round(step_ms, 1), eval_seconds=round(time.perf_counter() - start, 1), final_loss=float(loss))
+    eval_seconds = round(time.perf_counter() - start, 1)
+    metrics.update(step_ms=round(step_ms, 1), eval_seconds=eval_seconds, final_loss=float(loss))
     return metrics
 
 

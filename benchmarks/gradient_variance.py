@@ -69,7 +69,8 @@ def main(argv=None):
                     )
                 row[name] = {group: stats[param] for group, param in groups.items()}
             records.append(row)
-            print(json.dumps({"step": step, **{n: {g: f"{row[n][g]['variance']:.3e}" for g in groups} for n in args.estimators}}), flush=True)
+            summary = {n: {g: f"{row[n][g]['variance']:.3e}" for g in groups} for n in args.estimators}
+            print(json.dumps({"step": step, **summary}), flush=True)
         if step == args.steps:
             break
         batch = torch.randint(0, len(labels), (args.batch_size,), generator=g_data)
@@ -95,7 +96,8 @@ def write_outputs(args, records, elapsed, groups):
     for ax, group in zip(axes, groups):
         for name in args.estimators:
             style = "--" if name == "r2g2" else "-"
-            ax.plot([r["step"] for r in records], [r[name][group]["variance"] for r in records], style, marker="o", label=name)
+            variance = [r[name][group]["variance"] for r in records]
+            ax.plot([r["step"] for r in records], variance, style, marker="o", label=name)
         ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_ylabel("summed gradient variance")
@@ -117,7 +119,8 @@ def write_outputs(args, records, elapsed, groups):
         for group in groups:
             cells = " | ".join(f"{r[name][group]['variance']:.3e}" for name in args.estimators)
             lines.append(f"| {r['step']} | {group} | {cells} |")
-    lines += ["", f"Wall time {elapsed:.0f} s. Command: `python benchmarks/gradient_variance.py {' '.join(sys.argv[1:])}`"]
+    command = f"python benchmarks/gradient_variance.py {' '.join(sys.argv[1:])}"
+    lines += ["", f"Wall time {elapsed:.0f} s. Command: `{command}`"]
     with open(os.path.join(args.output_dir, "gradient_variance.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -14,7 +14,9 @@ from vaezoo import BNNConfig, BNNModel, VIBConfig, VIBModel
 
 SMALL = {
     "bnn-mlp": (BNNConfig, BNNModel, dict(hidden=[16], num_train_examples=100)),
-    "bnn-cnn": (BNNConfig, BNNModel, dict(architecture="cnn", conv_channels=[2, 4], hidden=[8], num_train_examples=100)),
+    "bnn-cnn": (
+        BNNConfig, BNNModel, dict(architecture="cnn", conv_channels=[2, 4], hidden=[8], num_train_examples=100)
+    ),
     "vib": (VIBConfig, VIBModel, dict(encoder_hidden=[16, 16], latent_dim=6, train_samples=2)),
 }
 

@@ -129,11 +129,14 @@ def test_conjugate_gradient_matches_direct_solves():
     factor = torch.randn(3, 6, 4, dtype=D, generator=g)
     gram = factor @ factor.transpose(1, 2)  # (3, 6, 6) of rank 4: singular
     rhs = (gram @ torch.randn(3, 6, 1, dtype=D, generator=g)).squeeze(-1)  # consistent
-    beta, iterations, residual, converged = conjugate_gradient(lambda v: (gram @ v.unsqueeze(-1)).squeeze(-1), rhs, 1e-12, 50)
+    def apply_gram(v):
+        return (gram @ v.unsqueeze(-1)).squeeze(-1)
+
+    beta, iterations, residual, converged = conjugate_gradient(apply_gram, rhs, 1e-12, 50)
     assert converged and residual <= 1e-12 and iterations <= 6
     # minimum-norm solution: the pseudo-inverse's
     torch.testing.assert_close(beta, (torch.linalg.pinv(gram) @ rhs.unsqueeze(-1)).squeeze(-1), rtol=1e-8, atol=1e-8)
-    _, _, _, converged = conjugate_gradient(lambda v: (gram @ v.unsqueeze(-1)).squeeze(-1), rhs, 1e-12, 1)
+    _, _, _, converged = conjugate_gradient(apply_gram, rhs, 1e-12, 1)
     assert not converged
 
 

@@ -40,7 +40,9 @@ class BayesianLayer(nn.Module):
     builds models on the meta device.
     """
 
-    def __init__(self, weight_shape, fan_in, bias, parameterization, prior_scale, initial_scale, estimator, place, config):
+    def __init__(
+        self, weight_shape, fan_in, bias, parameterization, prior_scale, initial_scale, estimator, place, config
+    ):
         super().__init__()
         check_choice("parameterization", parameterization, PARAMETERIZATIONS.names())
         if not prior_scale > 0 or not initial_scale > 0:

@@ -28,7 +28,8 @@ def evaluate_classifier(model, images_float, labels, num_samples, batch_size, ge
         y = labels[start : start + batch_size].to(device)
         seed = base_seed + 2 * index
         with torch.no_grad():
-            batch_log_probs = model.predictive_log_probs(x, num_samples, torch.Generator(device=device).manual_seed(seed))
+            predictive_generator = torch.Generator(device=device).manual_seed(seed)
+            batch_log_probs = model.predictive_log_probs(x, num_samples, predictive_generator)
             out = model(x, generator=torch.Generator(device=device).manual_seed(seed + 1))
         log_probs.append(batch_log_probs.cpu())
         if getattr(out, "rate", None) is not None:

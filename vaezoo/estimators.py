@@ -181,7 +181,9 @@ def make_estimator(estimator, place, config=None):
         cls = ESTIMATORS.get(estimator)
         return cls() if config is None else cls.from_config(config)
     if place not in getattr(estimator, "places", ()):
-        raise ValueError(f"estimator {type(estimator).__name__} does not apply to {place}; use one of {estimators_for(place)}")
+        raise ValueError(
+            f"estimator {type(estimator).__name__} does not apply to {place}; use one of {estimators_for(place)}"
+        )
     return estimator
 
 

@@ -101,7 +101,8 @@ class VIBModel(VIBPreTrainedModel):
         loss = nll = accuracy = None
         if labels is not None:
             labels = check_labels(labels, config.num_classes, logits.shape[1])
-            nll_per_sample = F.cross_entropy(logits.transpose(1, 2), labels.expand(logits.shape[0], -1), reduction="none")
+            targets = labels.expand(logits.shape[0], -1)
+            nll_per_sample = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (S, B)
             nll = nll_per_sample.mean()
             loss = nll + config.beta * kl.mean() + score_function_surrogate(self, nll_per_sample)
             accuracy = (logits[0].argmax(-1) == labels).float().mean()
