@@ -53,7 +53,7 @@ def train_and_evaluate(model, batch_size, test_samples, args, data):
     start = time.perf_counter()
     metrics = evaluate_classifier(model, test_x, test_y, test_samples, 1000, torch.Generator().manual_seed(args.seed))
     eval_seconds = round(time.perf_counter() - start, 1)
-    metrics.update(step_ms=round(step_ms, 1), eval_seconds=eval_seconds, final_loss=float(loss))
+    metrics.update(step_ms=round(step_ms, 1), eval_seconds=eval_seconds, final_loss=loss.item())
     return metrics
 
 

@@ -31,7 +31,10 @@ from vaezoo.gradient_variance import gradient_variance, use_estimator  # noqa: E
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--architecture", default="mlp", choices=["mlp", "cnn"])
     parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 1024])
+    parser.add_argument("--conv-channels", type=int, nargs="+", default=[16, 32, 64], help="cnn only")
+    parser.add_argument("--layer", type=int, default=None, help="index in model.network (default: the last layer)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--checkpoints", type=int, default=4, help="measurements, evenly spaced, incl. step 0")
     parser.add_argument("--draws", type=int, default=30, help="gradient draws per estimator and checkpoint")
@@ -49,10 +52,17 @@ def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     images, labels = load_mnist("train", limit=args.train_limit)
-    config = BNNConfig(hidden=args.hidden, estimator=args.train_estimator, num_train_examples=len(labels))
+    config = BNNConfig(
+        architecture=args.architecture,
+        hidden=args.hidden,
+        conv_channels=args.conv_channels,
+        estimator=args.train_estimator,
+        num_train_examples=len(labels),
+    )
     model = BNNModel(config).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    top = len(model.network) - 1
+    top = len(model.network) - 1 if args.layer is None else args.layer
+    args.measured_layer = repr(model.network[top])
     groups = {"loc": f"network.{top}.weight_raw_loc", "scale": f"network.{top}.weight_raw_scale"}
     g_data = torch.Generator().manual_seed(args.seed)
     g_noise = torch.Generator().manual_seed(args.seed + 1)
@@ -102,14 +112,16 @@ def write_outputs(args, records, elapsed, groups):
         ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_ylabel("summed gradient variance")
-        ax.set_title(f"top layer, posterior {group} (raw)")
+        ax.set_title(f"layer {args.measured_layer.split('(')[0]}, posterior {group} (raw)")
         ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(args.output_dir, "gradient_variance.png"), dpi=120)
     lines = [
-        "# Gradient variance of the BNN MLP's top layer (MNIST)",
+        f"# Gradient variance of one BNN layer on MNIST: `{args.measured_layer}`",
         "",
-        f"MLP 784-{'-'.join(map(str, args.hidden))}-10, batch {args.batch_size}, trained with "
+        f"{args.architecture} (hidden {args.hidden}"
+        + (f", conv channels {args.conv_channels}" if args.architecture == "cnn" else "")
+        + f"), batch {args.batch_size}, trained with "
         f"`{args.train_estimator}` (Adam lr {args.lr}); {args.draws} draws per estimator on one fixed batch. "
         "Summed per-element variance of the loss gradient w.r.t. the raw posterior parameters.",
         "",

@@ -153,15 +153,23 @@ def test_r2g2_conv_warns_when_the_solve_hits_the_cap():
 
 def test_r2g2_conv_skips_the_solve_when_every_patch_matrix_has_full_rank():
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(3, 1, 6, 6, dtype=D, generator=g)  # n = 9 <= L = 36 positions
-    loc = torch.randn(2, 1, 3, 3, dtype=D, generator=g)
-    scale = torch.rand(2, 1, 3, 3, dtype=D, generator=g) + 0.1
-    noise = torch.randn(3, 2, 9, dtype=D, generator=g)
+    x = torch.rand(3, 2, 6, 6, dtype=D, generator=g)  # n = 18 <= L = 36 positions
+    loc = torch.randn(2, 2, 3, 3, dtype=D, generator=g)
+    scale = (torch.rand(2, 2, 3, 3, dtype=D, generator=g) + 0.1).requires_grad_()
+    noise = torch.randn(3, 2, 18, dtype=D, generator=g)
+    out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, 1e-10, 100)
+    assert info.systems == 0 and out.grad_fn is not None
+    # A dead input channel (zero columns of A) has the closed form eps* = 0 there: still no solve,
+    # and the scale gradient of those kernel entries is 0 either way.
+    x[1, 1] = 0.0
     out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, 1e-10, 100)
     assert info.systems == 0
-    x[1] = 0.0  # an all-zero example: its patch matrix has rank 0, so it is solved
+    # Two identical channels make A rank-deficient without zero columns: that example is solved.
+    x[2, 1] = x[2, 0]
     out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, 1e-10, 100)
     assert info.systems == 2 and info.converged
+    (grad,) = torch.autograd.grad(out.sum(), scale)
+    assert torch.isfinite(grad).all()
 
 
 # ----------------------------------------------------------------------------- statistics

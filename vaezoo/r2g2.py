@@ -142,19 +142,23 @@ def r2g2_latent_linear(loc, scale, sample, weight, bias):
     return swap_gradient(value, surrogate)
 
 
-def _full_rank_examples(patches):
-    """Per example, whether the patch matrix P_b (n x L, n <= L) has rank n, i.e. A_bc has full
-    column rank for every channel (diag(sigma_c) > 0 does not change the rank).
+def _full_rank_examples(patches, live):
+    """Per example, whether the live rows of P_b (those not identically zero) are linearly independent,
+    i.e. A_bc restricted to its nonzero columns has full column rank (diag(sigma_c) > 0 does not
+    change the rank).
 
-    Cholesky of the float64 Gram P_b P_b^T: rank n iff every pivot (the squared distance of a row of
-    P_b from the span of the previous rows) exceeds the float64 round-off of the Gram, n * eps *
-    max diag. Exact deficiency (a dead channel, repeated rows) fails; data-level near-collinearity,
-    which is real rank at the data's precision, passes.
+    Cholesky of the float64 Gram P_b P_b^T, with the dead rows' diagonal set to the largest diagonal:
+    rank is full iff every pivot (the squared distance of a row from the span of the previous rows)
+    exceeds the float64 round-off of the Gram, n * eps * max diag. Repeated or collinear rows fail;
+    data-level near-collinearity, which is real rank at the data's precision, passes.
     """
     gram = patches.double() @ patches.double().transpose(1, 2)
+    diagonal = torch.diagonal(gram, dim1=-2, dim2=-1)
+    largest = diagonal.amax(-1, keepdim=True).clamp_min(1.0)
+    gram = gram + torch.diag_embed(torch.where(live, 0.0, largest.double()))
     factor, info = torch.linalg.cholesky_ex(gram)
     pivots = torch.diagonal(factor, dim1=-2, dim2=-1).square()
-    threshold = patches.shape[1] * torch.finfo(torch.float64).eps * torch.diagonal(gram, dim1=-2, dim2=-1).amax(-1)
+    threshold = patches.shape[1] * torch.finfo(torch.float64).eps * largest.squeeze(-1)
     return (info == 0) & (pivots.amin(-1) > threshold)
 
 
@@ -167,8 +171,11 @@ def r2g2_conv2d(x, weight_loc, weight_scale, bias, stride, padding, noise, toler
         tolerance, max_iterations: CG stopping rule (relative residual, iteration cap).
 
     Returns (output of shape (B, C_out, H', W'), SolveInfo). The output equals the per-example RT
-    convolution in value. Examples whose patch matrix has full row rank (only possible where
-    k*k*C_in <= H'W') keep eps; the others get eps* by batched CG on A A^T beta = z.
+    convolution in value. Closed forms first: a kernel entry whose input is zero at every position
+    (a dead channel, a zero image) is a zero column of A_bc, so its eps* is 0; where the remaining
+    columns are independent (only possible where k*k*C_in <= H'W'), eps* = eps on them and no solve
+    runs. The other examples get eps* = A^T beta from batched CG on A A^T beta = z, run in float64
+    (in float32 the ill-conditioned systems of real feature maps stall above useful tolerances).
     """
     batch, c_out = x.shape[0], weight_loc.shape[0]
     kernel = weight_loc.shape[-1]
@@ -182,23 +189,26 @@ def r2g2_conv2d(x, weight_loc, weight_scale, bias, stride, padding, noise, toler
     if not torch.is_grad_enabled():
         return value, info
     with torch.no_grad():
+        detached = patches.detach()
+        live = detached.abs().amax(-1) > 0  # (B, n)
         if n <= positions:
-            needs_solve = ~_full_rank_examples(patches.detach())
+            needs_solve = ~_full_rank_examples(detached, live)
         else:
             needs_solve = torch.ones(batch, dtype=torch.bool, device=x.device)
-        if not bool(needs_solve.any()):
-            return value, info
-        sub_patches = patches.detach()[needs_solve]  # (B', n, L)
-        sub_patches_t = sub_patches.transpose(1, 2)
-        variance = scale.detach().square()
+        if not bool(needs_solve.any()) and bool(live.all()):
+            return value, info  # every A_bc has full column rank: R2-G2 is exactly this RT
+        eps_star = noise * live.unsqueeze(1)
+        if bool(needs_solve.any()):
+            sub_patches = detached[needs_solve].double()  # (B', n, L)
+            sub_patches_t = sub_patches.transpose(1, 2)
+            variance = scale.detach().double().square()
 
-        def apply_gram(v):  # A A^T v for every (b, c): P_b^T diag(sigma_c^2) P_b v
-            return ((v @ sub_patches_t) * variance) @ sub_patches
+            def apply_gram(v):  # A A^T v for every (b, c): P_b^T diag(sigma_c^2) P_b v
+                return ((v @ sub_patches_t) * variance) @ sub_patches
 
-        z = perturbation.detach()[needs_solve]
-        beta, iterations, residual, converged = conjugate_gradient(apply_gram, z, tolerance, max_iterations)
-        eps_star = noise.clone()
-        eps_star[needs_solve] = (beta @ sub_patches_t) * scale.detach()
-        info = SolveInfo(int(needs_solve.sum()) * c_out, iterations, residual, converged)
+            z = perturbation.detach()[needs_solve].double()
+            beta, iterations, residual, converged = conjugate_gradient(apply_gram, z, tolerance, max_iterations)
+            eps_star[needs_solve] = ((beta @ sub_patches_t) * scale.detach().double()).to(noise.dtype)
+            info = SolveInfo(int(needs_solve.sum()) * c_out, iterations, residual, converged)
     surrogate = mean + ((eps_star * scale) @ patches).reshape(mean.shape)
     return swap_gradient(value, surrogate), info
