@@ -46,3 +46,25 @@ def stdplus_gaussian(h_loc, h_scale):
 def gaussian_from_raw(name, h_loc, h_scale):
     """Build the posterior for parameterization ``name`` from raw encoder outputs."""
     return PARAMETERIZATIONS.get(name)(h_loc, h_scale)
+
+
+def raw_scale_for(name, scale):
+    """The raw scale output h with scale(h) == ``scale`` under parameterization ``name`` (raw loc 0).
+
+    Used to initialize raw parameters at a chosen posterior scale. Every parameterization's scale is
+    increasing in h, so this bisects in float64 on CPU (also inside ``from_pretrained``'s meta-device
+    context) without a per-name inverse.
+    """
+    target = math.log(scale)
+    zero = torch.zeros((), dtype=torch.float64, device="cpu")
+    low, high = -60.0, 60.0
+
+    def log_scale_at(h):
+        return float(gaussian_from_raw(name, zero, zero + h).log_scale)
+
+    if not log_scale_at(low) < target < log_scale_at(high):
+        raise ValueError(f"scale={scale!r} is not reachable with parameterization {name!r}")
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if log_scale_at(middle) < target else (low, middle)
+    return 0.5 * (low + high)
