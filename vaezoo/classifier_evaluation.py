@@ -9,7 +9,7 @@ generator seeded from ``generator`` and i, and its FGSM predictions reuse that s
 import torch
 
 from .adversarial import fgsm_error_counts
-from .calibration import expected_calibration_error
+from .calibration import expected_calibration_error, reliability_diagram_data
 
 
 def evaluate_classifier(model, images_float, labels, num_samples, batch_size, generator, fgsm_eps=()):
@@ -48,6 +48,7 @@ def evaluate_classifier(model, images_float, labels, num_samples, batch_size, ge
         "accuracy": float((log_probs.argmax(-1) == labels).double().mean()),
         "nll": float(-log_probs.gather(1, labels[:, None]).double().mean()),
         "ece": expected_calibration_error(log_probs.exp(), labels),
+        "reliability": reliability_diagram_data(log_probs.exp(), labels),
         "num_examples": n,
         "num_samples": num_samples,
     }

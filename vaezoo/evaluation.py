@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .bounds import LogMeanExpAccumulator
+from .classifier_evaluation import evaluate_classifier
 from .registry import Registry
 
 EVALUATORS = Registry("evaluator")
@@ -71,6 +72,15 @@ def evaluate_generative(model, data, iwae_samples=5000, batch_size=None, seed=0,
 
 
 EVALUATORS.register("generative")(evaluate_generative)
+
+
+@EVALUATORS.register("classifier")
+def evaluate_classifier_split(model, data, num_samples=12, batch_size=None, seed=0, fgsm_eps=(), **_):
+    """Accuracy, NLL and ECE of the S-sample predictive distribution (plus rate / FGSM error)."""
+    generator = torch.Generator().manual_seed(seed)
+    images = data.pixels(data.images, generator=generator)
+    results = evaluate_classifier(model, images, data.labels, num_samples, batch_size or 500, generator, fgsm_eps)
+    return {**results, "seed": seed}
 
 
 def evaluate(model, data, **kwargs):

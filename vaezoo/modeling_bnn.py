@@ -39,6 +39,7 @@ class BNNPreTrainedModel(PreTrainedModel):
     config_class = BNNConfig
     base_model_prefix = "bnn"
     main_input_name = "pixel_values"
+    evaluation_kind = "classifier"
 
     def _init_weights(self, module):
         # from_pretrained builds on the meta device: every tensor not in the checkpoint must be set here.

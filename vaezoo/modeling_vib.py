@@ -48,6 +48,7 @@ class VIBPreTrainedModel(PreTrainedModel):
     config_class = VIBConfig
     base_model_prefix = "vib"
     main_input_name = "pixel_values"
+    evaluation_kind = "classifier"
 
     def _init_weights(self, module):
         # from_pretrained builds on the meta device: every tensor not in the checkpoint must be set here.
