@@ -2,6 +2,7 @@
 
 from transformers import PreTrainedConfig
 
+from .kl_amplitude import check_amplitude_normalization
 from .likelihoods import LIKELIHOODS
 from .networks import ACTIVATIONS
 from .parameterizations import PARAMETERIZATIONS
@@ -27,6 +28,12 @@ class VAEConfig(PreTrainedConfig):
         objective: ``elbo`` (loss = D + beta * R) or ``iwae`` (loss = -IWAE_k with k = ``train_samples``).
         beta: weight of the rate in the ``elbo`` objective (beta-VAE); must be 1 for ``iwae``.
         train_samples: importance samples k per example during training.
+        amplitude_normalization: KL-amplitude normalization of the stdplus posterior (``none`` |
+            ``instance`` | ``batch`` | ``feature`` | ``*_mean_only``); see ``vaezoo.kl_amplitude``. With one,
+            the ``elbo`` loss pays only the rate the normalization does not fix.
+        target_rate, target_rate_mode, target_rate_extra_init, normalization_momentum: the target rate
+            delta in nats per example (``fixed`` | ``learnable`` | ``committed``) and the running-statistic
+            momentum of ``batch`` / ``feature``; see ``vaezoo.kl_amplitude``.
     """
 
     model_type = "vae"
@@ -45,6 +52,11 @@ class VAEConfig(PreTrainedConfig):
         objective="elbo",
         beta=1.0,
         train_samples=1,
+        amplitude_normalization="none",
+        target_rate=None,
+        target_rate_mode="fixed",
+        target_rate_extra_init=1.0,
+        normalization_momentum=0.1,
         **kwargs,
     ):
         self.image_size = image_size
@@ -59,6 +71,11 @@ class VAEConfig(PreTrainedConfig):
         self.objective = objective
         self.beta = beta
         self.train_samples = train_samples
+        self.amplitude_normalization = amplitude_normalization
+        self.target_rate = target_rate
+        self.target_rate_mode = target_rate_mode
+        self.target_rate_extra_init = target_rate_extra_init
+        self.normalization_momentum = normalization_momentum
         super().__init__(**kwargs)
         self.validate()
 
@@ -84,3 +101,4 @@ class VAEConfig(PreTrainedConfig):
             raise ValueError(f"beta={self.beta!r} is not valid; expected a number >= 0")
         if self.objective == "iwae" and self.beta != 1:
             raise ValueError(f"beta={self.beta!r} is not valid with objective='iwae'; the IWAE bound needs beta=1")
+        check_amplitude_normalization(self)

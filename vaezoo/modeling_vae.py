@@ -17,6 +17,7 @@ from transformers.utils import ModelOutput
 from .bounds import logmeanexp, rate
 from .configuration_vae import VAEConfig
 from .inputs import flatten_images
+from .kl_amplitude import amplitude_normalization_from_config, init_amplitude_normalization
 from .likelihoods import LIKELIHOODS
 from .networks import MLP
 from .parameterizations import gaussian_from_raw
@@ -52,6 +53,7 @@ class VAEPreTrainedModel(PreTrainedModel):
         if isinstance(module, torch.nn.Linear):
             init.normal_(module.weight, std=module.in_features**-0.5)
             init.zeros_(module.bias)
+        init_amplitude_normalization(module)
 
 
 class VAEModel(VAEPreTrainedModel):
@@ -63,6 +65,7 @@ class VAEModel(VAEPreTrainedModel):
             config.latent_dim, config.decoder_hidden, likelihood.params_per_pixel * config.num_pixels, config.activation
         )
         self.prior = PRIORS.get(config.prior)(config)
+        self.amplitude_normalization = amplitude_normalization_from_config(config, config.latent_dim)
         self.post_init()
 
     def _flatten(self, pixel_values):
@@ -73,7 +76,7 @@ class VAEModel(VAEPreTrainedModel):
     def encode(self, pixel_values):
         """q(z | x) as a distribution object (rsample / log_prob / mean)."""
         x = self._flatten(pixel_values)
-        h_loc, h_scale = self.encoder(x).chunk(2, dim=-1)
+        h_loc, h_scale = self.amplitude_normalization(*self.encoder(x).chunk(2, dim=-1))
         return gaussian_from_raw(self.config.parameterization, h_loc, h_scale)
 
     def decode(self, z):
@@ -116,7 +119,8 @@ class VAEModel(VAEPreTrainedModel):
         iwae = None
         if config.train_samples > 1:
             iwae = logmeanexp(log_px_z - (posterior.log_prob(z) - prior.log_prob(z)))
-        loss = -iwae.mean() if config.objective == "iwae" else (distortion + config.beta * kl).mean()
+        penalized_rate = self.amplitude_normalization.penalized_rate(posterior, kl)  # kl unless normalized
+        loss = -iwae.mean() if config.objective == "iwae" else (distortion + config.beta * penalized_rate).mean()
         out = VAEOutput(
             loss=loss,
             elbo=elbo.mean(),
