@@ -131,6 +131,10 @@ def train_and_evaluate(run):
         t0 = time.perf_counter()
         result["test"] = evaluate(model, test, iwae_samples=run["iwae_samples"], seed=0)
         result["eval_seconds"] = time.perf_counter() - t0
+        with torch.no_grad():
+            # Diagnoses a non-finite test NLL: below about -87 (float32) sigma underflows and log q(z) of a
+            # sample z = loc + sigma * eps becomes 0 * inf.
+            result["min_posterior_log_scale"] = model.encode(test.pixels(test.images)).log_scale.min().item()
     return result
 
 
