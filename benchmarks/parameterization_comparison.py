@@ -244,38 +244,49 @@ def _normalization_table(results):
 
 
 def _plot(results, path):
+    """Two panels: every run (log rate axis), and a zoom on the runs that trained (lr 1e-3, normalizations)."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     markers = {"exp": "o", "softplus": "s", "stdplus": "^"}
-    lr_colors = dict(zip(sorted({r["lr"] for r in results if r["group"] == "parameterization"}), ("C0", "C3", "C1")))
-    for r in results:
-        rate, distortion = _test(r, "rate"), _test(r, "distortion")
-        if rate is None or distortion is None:
-            continue
-        if r["group"] == "parameterization":
-            label = f"{r['model']['parameterization']}, lr {r['lr']:g}"
-            ax.scatter(rate, distortion, marker=markers[r["model"]["parameterization"]], color=lr_colors[r["lr"]], alpha=0.8,
-                       label=label)
-        else:
-            mode = r["model"]["amplitude_normalization"]
-            ax.scatter(rate, distortion, marker="D" if mode.endswith("mean_only") else "*", s=70,
-                       color=f"C{2 + NORMALIZATIONS.index(mode) % 3 + (4 if mode.endswith('mean_only') else 0)}",
-                       label=f"{mode} (stdplus, target {r['model']['target_rate']:g})")
-    nll = [_test(r, "nll") for r in results if _test(r, "nll") is not None]
-    if nll:
-        best, rates = min(nll), [0, max(_test(r, "rate") or 0 for r in results) * 1.05]
-        ax.plot(rates, [best - x for x in rates], "k--", lw=1, label=f"D = {best:.1f} - R (best NLL here)")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper right")
-    ax.set_xlabel("rate R (nats)")
-    ax.set_ylabel("distortion D (nats)")
-    ax.set_title("Static binarized MNIST, test subset: rate vs distortion")
-    ax.set_ylim(bottom=min(_test(r, "distortion") or 1e9 for r in results) - 10)
+    lrs = sorted({r["lr"] for r in results if r["group"] == "parameterization"})
+    lr_colors = dict(zip(lrs, ("C0", "C3", "C1")))
+    mode_colors = dict(zip(NORMALIZATIONS, ("C2", "C4", "C5", "C6", "C8", "C9")))
+    finite = [r for r in results if _test(r, "rate") is not None and _test(r, "distortion") is not None]
+    best = min(_test(r, "nll") for r in finite if _test(r, "nll") is not None)
+    zoom = [r for r in finite if r["group"] == "normalization" or r["lr"] == lrs[0]]
+    for ax, runs in zip(axes, (finite, zoom)):
+        for r in runs:
+            rate, distortion = _test(r, "rate"), _test(r, "distortion")
+            if r["group"] == "parameterization":
+                ax.scatter(rate, distortion, marker=markers[r["model"]["parameterization"]], color=lr_colors[r["lr"]],
+                           alpha=0.75, label=f"{r['model']['parameterization']}, lr {r['lr']:g}")
+            else:
+                mode, target = r["model"]["amplitude_normalization"], r["model"]["target_rate"]
+                ax.scatter(rate, distortion, marker="D" if mode.endswith("mean_only") else "*", s=80,
+                           color=mode_colors[mode], label=f"stdplus + {mode}")
+                if ax is axes[1]:
+                    ax.annotate(f"target {target:g}", (rate, distortion), fontsize=6, xytext=(4, 2),
+                                textcoords="offset points")
+        top = min(best, max(_test(r, "rate") for r in runs) * 1.05)
+        rates = [top * i / 200 for i in range(201)]  # many points: the left panel's rate axis is not linear
+        ax.plot(rates, [best - x for x in rates], "k--", lw=1, label=f"D = {best:.1f} - R (best test NLL here)")
+        ax.set_xlabel("test rate R (nats)")
+        ax.set_ylabel("test distortion D (nats)")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="center right" if ax is axes[0] else "upper right")
+    axes[0].set_xscale("symlog", linthresh=10)
+    axes[0].set_title("all runs with a finite test evaluation")
+    axes[0].set_ylim(50, max(_test(r, "distortion") for r in finite) + 20)
+    zoom_d = [_test(r, "distortion") for r in zoom]
+    axes[1].set_ylim(min(zoom_d) - 5, max(zoom_d) + 15)
+    axes[1].set_xlim(0, max(_test(r, "rate") for r in zoom) * 1.15)
+    axes[1].set_title(f"zoom: lr {lrs[0]:g} and KL-amplitude normalization")
+    fig.suptitle("Static binarized MNIST (test subset), 784-200-200-50 VAE: rate vs distortion", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
