@@ -271,17 +271,18 @@ def _plot(results, path):
                 if ax is axes[1]:
                     ax.annotate(f"target {target:g}", (rate, distortion), fontsize=6, xytext=(4, 2),
                                 textcoords="offset points")
-        top = min(best, max(_test(r, "rate") for r in runs) * 1.05)
+        top = min(best - 50, max(_test(r, "rate") for r in runs) * 1.05)  # both panels start at D = 50
         rates = [top * i / 200 for i in range(201)]  # many points: the left panel's rate axis is not linear
         ax.plot(rates, [best - x for x in rates], "k--", lw=1, label=f"D = {best:.1f} - R (best test NLL here)")
         ax.set_xlabel("test rate R (nats)")
         ax.set_ylabel("test distortion D (nats)")
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles))
-        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="center right" if ax is axes[0] else "upper right")
-    axes[0].set_xscale("symlog", linthresh=10)
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left" if ax is axes[0] else "upper right")
+    axes[0].set_xscale("symlog", linthresh=10)  # high learning rates reach rates of 1e4 nats
     axes[0].set_title("all runs with a finite test evaluation")
-    axes[0].set_ylim(50, max(_test(r, "distortion") for r in finite) + 20)
+    axes[0].set_yscale("log")
+    axes[0].set_ylim(50, max(_test(r, "distortion") for r in finite) * 1.5)
     zoom_d = [_test(r, "distortion") for r in zoom]
     axes[1].set_ylim(min(zoom_d) - 5, max(zoom_d) + 15)
     axes[1].set_xlim(0, max(_test(r, "rate") for r in zoom) * 1.15)
