@@ -165,19 +165,19 @@ class AmplitudeNormalization(nn.Module):
         a, b = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in (a, b))
         squared = a.square() if self.mean_only else a.square() + b.square()
         if self.running and not self.training:
-            statistic = self.running_statistic.to(squared.dtype)
+            statistic = self.running_statistic.to(squared)
         else:
             statistic = self.statistic(squared)
             if self.running:
                 with torch.no_grad():
                     self.running_statistic.lerp_(statistic.detach().to(self.running_statistic.dtype), self.momentum)
-        scale = torch.sqrt(self.target_rate().to(squared.dtype) / (statistic + EPS))
+        scale = torch.sqrt(self.target_rate().to(squared) / (statistic + EPS))  # .to: dtype and device
         return a * scale, (b if self.mean_only else b * scale)
 
     def penalized_rate(self, posterior, rate):
         """R_free per example: the rate the normalization does not fix (module docstring)."""
         free = posterior.amplitude_scale.square().sum(-1) if self.mean_only else torch.zeros_like(rate)
-        return free + self.target_rate.penalty().to(rate.dtype)
+        return free + self.target_rate.penalty().to(rate)
 
 
 @AMPLITUDE_NORMALIZATIONS.register("instance")
