@@ -30,7 +30,8 @@ class VAEConfig(PreTrainedConfig):
         train_samples: importance samples k per example during training.
         amplitude_normalization: KL-amplitude normalization of the stdplus posterior (``none`` |
             ``instance`` | ``batch`` | ``feature`` | ``*_mean_only``); see ``vaezoo.kl_amplitude``. With one,
-            the ``elbo`` loss pays only the rate the normalization does not fix.
+            the ``elbo`` loss pays only the rate the normalization does not fix; the ``iwae`` loss stays -IWAE_k
+            (the normalization then only constrains q).
         target_rate, target_rate_mode, target_rate_extra_init, normalization_momentum: the target rate
             delta in nats per example (``fixed`` | ``learnable`` | ``committed``) and the running-statistic
             momentum of ``batch`` / ``feature``; see ``vaezoo.kl_amplitude``.
