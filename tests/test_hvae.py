@@ -56,7 +56,7 @@ def test_one_layer_hvae_is_the_vae():
     hvae = HVAEModel(HVAEConfig(latent_dims=[3], hidden_dims=[[8, 8]], **kw)).double()
     vae = VAEModel(VAEConfig(latent_dim=3, encoder_hidden=[8, 8], decoder_hidden=[8, 8], **kw)).double()
     with torch.no_grad():
-        vae.encoder.load_state_dict(hvae.inference[0].state_dict())
+        vae.encoder.conditional.load_state_dict(hvae.inference[0].state_dict())
         vae.decoder[0].weight.copy_(hvae.decoder.latent_to_hidden.weight)
         vae.decoder[0].bias.copy_(hvae.decoder.latent_to_hidden.bias)
         for i in (2, 4):

@@ -70,7 +70,7 @@ def test_stages_add_components_and_earlier_ones_follow_the_recipe(freeze):
 def stage_two_model(barrier):
     model = VAEModel(VAEConfig(rme_barrier=barrier, **KW)).double()
     with torch.no_grad():  # component 1 far from component 2, so every KL(q_2 || Q_1) draw is large
-        model.encoder.components[0][-1].bias[:3] += 3.0
+        model.encoder.components[0].conditional[-1].bias[:3] += 3.0
     model.begin_step(5)  # stage 2
     return model
 

@@ -3,6 +3,7 @@
 from transformers import PreTrainedConfig
 
 from .decoders import DECODERS
+from .kl_amplitude import check_amplitude_normalization
 from .likelihoods import LIKELIHOODS
 from .networks import ACTIVATIONS
 from .objectives import OBJECTIVES
@@ -47,6 +48,12 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         pixelcnn_layers, pixelcnn_channels, pixelcnn_kernel_size, pixelcnn_cond_channels: masked
             convolutions (the first 7x7 type A, the rest ``pixelcnn_kernel_size`` type B), their
             width, and the channels of the z feature map.
+        amplitude_normalization: KL-amplitude normalization of the stdplus Gaussian posterior (``none`` |
+            ``instance`` | ``batch`` | ``feature`` | ``*_mean_only``); see ``vaezoo.kl_amplitude``. With one,
+            the ``elbo`` loss pays only the rate the normalization does not fix; the ``iwae`` loss stays -IWAE_k
+            (the normalization then only constrains q). ``target_rate`` is then the normalization's delta.
+        target_rate_mode, target_rate_extra_init, normalization_momentum: ``fixed`` | ``learnable`` |
+            ``committed`` target, and the running-statistic momentum of ``batch`` / ``feature``.
     """
 
     model_type = "vae"
@@ -81,6 +88,10 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         pixelcnn_channels=32,
         pixelcnn_kernel_size=3,
         pixelcnn_cond_channels=4,
+        amplitude_normalization="none",
+        target_rate_mode="fixed",
+        target_rate_extra_init=1.0,
+        normalization_momentum=0.1,
         **kwargs,
     ):
         self.image_size = image_size
@@ -111,6 +122,10 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         self.pixelcnn_channels = pixelcnn_channels
         self.pixelcnn_kernel_size = pixelcnn_kernel_size
         self.pixelcnn_cond_channels = pixelcnn_cond_channels
+        self.amplitude_normalization = amplitude_normalization
+        self.target_rate_mode = target_rate_mode
+        self.target_rate_extra_init = target_rate_extra_init
+        self.normalization_momentum = normalization_momentum
         super().__init__(**kwargs)
         self.validate()
 
@@ -154,8 +169,11 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
             )
         if self.objective == "target_rate":
             check_positive("target_rate", self.target_rate, minimum=0, integer=False)
-        elif self.target_rate is not None:
-            raise ValueError(f"target_rate={self.target_rate!r} is not valid with objective={self.objective!r}; expected null")
+            check_choice("amplitude_normalization", self.amplitude_normalization, ["none"])
+        else:
+            check_amplitude_normalization(self)  # also: target_rate only with a normalization
+        if self.amplitude_normalization != "none":
+            check_choice("posterior", self.posterior, ["gaussian"])
         check_positive("beta", self.beta, minimum=0, integer=False)
         if self.objective == "iwae" and self.beta != 1:
             raise ValueError(f"beta={self.beta!r} is not valid with objective='iwae'; the IWAE bound needs beta=1")

@@ -7,6 +7,7 @@ training schedule (RME) also use the two hooks of ``Posterior``.
 
 from torch import nn
 
+from .kl_amplitude import amplitude_normalization_from_config
 from .networks import MLP
 from .parameterizations import gaussian_from_raw
 
@@ -17,6 +18,10 @@ class Posterior(nn.Module):
 
     def begin_step(self, step):
         """Called before optimizer step ``step`` (training contract); staged posteriors switch stages here."""
+
+    def penalized_rate(self, posterior, rate):
+        """The per-example rate the objective pays (the KL-amplitude normalization fixes part of it)."""
+        return rate
 
     def auxiliary_loss(self, x, log_likelihood, prior, num_samples, generator=None):
         """Per-example loss added to the model's objective (B,), or None when there is none.
@@ -33,15 +38,30 @@ class GaussianConditional(MLP):
         super().__init__(in_features, hidden, 2 * latent_dim, activation)
         self.parameterization = parameterization
 
+    def raw(self, x):
+        """The raw outputs (h_loc, h_scale); for stdplus they are the KL amplitude (a, b)."""
+        return super().forward(x).chunk(2, dim=-1)
+
     def forward(self, x):
-        h_loc, h_scale = super().forward(x).chunk(2, dim=-1)
-        return gaussian_from_raw(self.parameterization, h_loc, h_scale)
+        return gaussian_from_raw(self.parameterization, *self.raw(x))
 
 
-class GaussianPosterior(GaussianConditional, Posterior):
+class GaussianPosterior(Posterior):
     """The VAE's q(z|x) (Kingma & Welling 2014): a Gaussian conditional on x with the config's
-    ``encoder_hidden`` widths, ``latent_dim`` and ``parameterization``."""
+    ``encoder_hidden`` widths, ``latent_dim`` and ``parameterization``, and the KL-amplitude
+    normalization of the Slashed Normal (``vaezoo.kl_amplitude``) between the raw outputs and q."""
 
     def __init__(self, config, in_features=None):
+        super().__init__()
         in_features = config.num_pixels if in_features is None else in_features
-        super().__init__(in_features, config.encoder_hidden, config.latent_dim, config.activation, config.parameterization)
+        self.conditional = GaussianConditional(
+            in_features, config.encoder_hidden, config.latent_dim, config.activation, config.parameterization
+        )
+        self.amplitude_normalization = amplitude_normalization_from_config(config, config.latent_dim)
+
+    def forward(self, x):
+        h_loc, h_scale = self.amplitude_normalization(*self.conditional.raw(x))
+        return gaussian_from_raw(self.conditional.parameterization, h_loc, h_scale)
+
+    def penalized_rate(self, posterior, rate):
+        return self.amplitude_normalization.penalized_rate(posterior, rate)

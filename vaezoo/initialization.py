@@ -8,6 +8,7 @@ from torch import nn
 from transformers import initialization as init
 
 from .iaf import MaskedLinear
+from .kl_amplitude import init_amplitude_normalization
 from .latent_linear import LatentLinear
 from .pixelcnn import MaskedConv2d
 from .priors import MixtureOfGaussiansPrior
@@ -31,3 +32,4 @@ def init_module(module):
         init.normal_(module.pseudo_inputs, mean=PSEUDO_INPUT_INIT_MEAN, std=PSEUDO_INPUT_INIT_STD)
     if isinstance(module, RecursiveMixturePosterior):
         init.constant_(module.num_active, 1)
+    init_amplitude_normalization(module)

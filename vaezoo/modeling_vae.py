@@ -114,7 +114,8 @@ class VAEModel(VAEPreTrainedModel):
         kl = rate(posterior, prior, z, log_q, log_weight)
         elbo = -(distortion + kl)
         iwae = torch.logsumexp(log_weight + log_px_z - log_q + prior.log_prob(z), 0)
-        loss = OBJECTIVES.get(config.objective)(distortion, kl, iwae, config)
+        # With a KL-amplitude normalization the objective pays only the rate it does not fix.
+        loss = OBJECTIVES.get(config.objective)(distortion, self.encoder.penalized_rate(posterior, kl), iwae, config)
         auxiliary = self.encoder.auxiliary_loss(
             x, lambda latents: self.decode(latents).log_prob(x), prior, config.train_samples, generator
         )
