@@ -1,6 +1,7 @@
 """Writing and reading Hub folders: config.json + model.safetensors (+ the flat modeling files for
 ``trust_remote_code``), saved atomically so a crash never leaves a half-written folder that loads."""
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -9,6 +10,26 @@ from pathlib import Path
 from .loading import PICKLE_SUFFIXES, WEIGHTS_INDEX_FILE
 
 STALE_SUFFIXES = (".py", ".safetensors", WEIGHTS_INDEX_FILE, *PICKLE_SUFFIXES)
+MISSING = object()
+
+
+@contextlib.contextmanager
+def auto_classes(model, remote_code):
+    """``register_for_auto_class`` for one save only: it sets a CLASS attribute, which would
+    otherwise make every later save of that class (``remote_code=False`` or a plain
+    ``save_pretrained``) write an ``auto_map`` and copy the .py files too."""
+    classes = (type(model.config), type(model))
+    before = [cls.__dict__.get("_auto_class", MISSING) for cls in classes]
+    for cls, auto_class in zip(classes, ("AutoConfig", "AutoModel")):
+        cls._auto_class = auto_class if remote_code else None
+    try:
+        yield
+    finally:
+        for cls, value in zip(classes, before):
+            if value is MISSING:
+                del cls._auto_class
+            else:
+                cls._auto_class = value
 
 
 def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_function=None):
@@ -23,13 +44,11 @@ def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_
         return Path(folder)
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    if remote_code:
-        type(model.config).register_for_auto_class()
-        type(model).register_for_auto_class("AutoModel")
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         kwargs = {} if save_function is None else {"save_function": save_function}
-        model.save_pretrained(tmp, **kwargs)
+        with auto_classes(model, remote_code):
+            model.save_pretrained(tmp, **kwargs)
         if folder.exists():
             # Copied, not moved: until the rename below the old folder stays complete. Old code and
             # weights (stale shards, pickles) are never carried into the new folder.
