@@ -244,5 +244,5 @@ def test_misspelled_model_field_fails_before_training(tmp_path, monkeypatch):
         run(recipe, tmp_path / "run")
     raw["model"] = {"model_type": "bert"}
     recipe.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ValueError, match=r"model.model_type='bert' is not valid; expected one of \['vae'"):
+    with pytest.raises(ValueError, match=r"model.model_type='bert' is not valid; expected one of \[[^\]]*'vae'"):
         run(recipe, tmp_path / "run")

@@ -56,7 +56,7 @@ def test_train_evaluate_publish_and_reload(tmp_path):
         assert metrics[key] == pytest.approx(saved[key], abs=1e-4)
     assert metrics["nll"] <= -metrics["elbo"] + 1e-3  # the IWAE bound is tighter than the ELBO
     shown = run([sys.executable, "-m", "vaezoo.cli", "show", str(card_dir)], tmp_path)
-    assert "NLL (IWAE, K=20)" in shown.stdout
+    assert "NLL (IWAE bound, K=20)" in shown.stdout
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Writing and reading Hub folders: config.json + model.safetensors (+ the flat modeling files for
 ``trust_remote_code``), saved atomically so a crash never leaves a half-written folder that loads."""
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -9,21 +10,26 @@ from pathlib import Path
 from .loading import PICKLE_SUFFIXES, WEIGHTS_INDEX_FILE
 
 STALE_SUFFIXES = (".py", ".safetensors", WEIGHTS_INDEX_FILE, *PICKLE_SUFFIXES)
+MISSING = object()
 
 
-def _save_pretrained(model, folder, remote_code, save_function):
-    """save_pretrained, with the auto_map + flat code files only for this call: transformers keeps
-    the registration on the class, and a later plain save_pretrained must stay config + weights."""
+@contextlib.contextmanager
+def auto_classes(model, remote_code):
+    """``register_for_auto_class`` for one save only: it sets a CLASS attribute, which would
+    otherwise make every later save of that class (``remote_code=False`` or a plain
+    ``save_pretrained``) write an ``auto_map`` and copy the .py files too."""
     classes = (type(model.config), type(model))
-    previous = [cls.__dict__.get("_auto_class") for cls in classes]
-    if remote_code:
-        type(model.config).register_for_auto_class()
-        type(model).register_for_auto_class("AutoModel")
+    before = [cls.__dict__.get("_auto_class", MISSING) for cls in classes]
+    for cls, auto_class in zip(classes, ("AutoConfig", "AutoModel")):
+        cls._auto_class = auto_class if remote_code else None
     try:
-        model.save_pretrained(folder, **({} if save_function is None else {"save_function": save_function}))
+        yield
     finally:
-        for cls, value in zip(classes, previous):
-            cls._auto_class = value
+        for cls, value in zip(classes, before):
+            if value is MISSING:
+                del cls._auto_class
+            else:
+                cls._auto_class = value
 
 
 def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_function=None):
@@ -40,7 +46,13 @@ def save_hub_folder(model, folder, remote_code=True, is_main_process=True, save_
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
-        _save_pretrained(model, tmp, remote_code, save_function)
+        kwargs = {} if save_function is None else {"save_function": save_function}
+        with auto_classes(model, remote_code):
+            model.save_pretrained(tmp, **kwargs)
+        # mkdtemp makes the folder 0700 and transformers writes 0600 weights: publish readable files.
+        os.chmod(tmp, 0o755)
+        for item in tmp.iterdir():
+            os.chmod(item, 0o644)
         if folder.exists():
             # Copied, not moved: until the rename below the old folder stays complete. Old code and
             # weights (stale shards, pickles) are never carried into the new folder.
