@@ -27,15 +27,19 @@ Closed forms, used instead of the solve where they exist:
   the local reparameterization trick (``vaezoo/lrt.py``), at LRT's cost.
 * A with full column rank (n <= m and rank n: e.g. a 50-dim latent feeding 200 units):
   A^T (A A^T)^+ A = I, so eps* = eps and R2-G2 is RT; this is detected and the solve skipped.
-* A small dense A (a Gaussian latent feeding a linear layer): eps* = pinv(A) z, batched.
+* A dense A = W diag(sigma_b) (a Gaussian latent feeding a linear layer): eps* = A^+ A eps from one
+  SVD of W and a small Cholesky solve per example (``DirectProjection``).
 
 Convolutions have no closed form: one output channel c of example b has pre-activations over the
 H'W' output positions that share the k*k*C_in kernel entries, A_bc = P_b^T diag(sigma_c) with P_b
 the (k*k*C_in) x (H'W') patch matrix. Where H'W' < k*k*C_in (upper layers) A has more columns than
-rows and the reduction is real; eps* comes from batched conjugate gradient over all (b, c) at once,
-with a relative-residual tolerance and an iteration cap taken from the model config. A truncated
-solve biases the gradient, so a solve that stops at the cap is reported (``SolveInfo``) and warned
-about by the estimator rather than ignored.
+rows and the reduction is real. eps* = A^+ A eps (the minimum-norm solution of A e = z) comes from a
+solver chosen by name (``R2G2_SOLVERS``, config field ``r2g2_solver``): ``direct`` (default) projects
+exactly through one SVD per example and a Cholesky solve per (example, channel); ``cg`` runs batched
+conjugate gradient on A A^T beta = z with a tolerance and an iteration cap, for maps too large for
+the SVD. CG converges in O(cond(A)) iterations, and real images give very ill-conditioned patch
+matrices (measured on MNIST: benchmarks/results/r2g2_cost.md), so a truncated solve, which biases
+the gradient, is reported (``SolveInfo``) and warned about by the estimator rather than ignored.
 
 Design choice (documented on the cards): R2-G2 in a Bayesian layer conditions each example on its
 own pre-activations, i.e. it Rao-Blackwellises the RT with one weight draw per example. That RT has
@@ -49,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from .lrt import lrt_linear
+from .registry import Registry
 
 
 @dataclass
@@ -109,11 +114,6 @@ def r2g2_linear(x, weight_loc, weight_scale, bias, noise):
     return lrt_linear(x, weight_loc, weight_scale, bias, noise)
 
 
-def conditional_noise_dense(matrix, z):
-    """eps* = A^+ z = A^T (A A^T)^+ z for a batch of small dense maps A (..., m, n), z (..., m)."""
-    return (torch.linalg.pinv(matrix) @ z.unsqueeze(-1)).squeeze(-1)
-
-
 def has_full_column_rank(matrix):
     """Whether a single (m, n) matrix has rank n (numerical rank, torch's default tolerance)."""
     rows, cols = matrix.shape
@@ -125,7 +125,9 @@ def r2g2_latent_linear(loc, scale, sample, weight, bias):
 
     The forward value is the RT value ``F.linear(sample, weight, bias)``. If ``weight`` (m, n) has
     full column rank this IS the RT path (no solve). Otherwise A = weight diag(scale) per example and
-    eps* = pinv(A) z. eps is recovered from the sample as (sample - loc) / scale; ``sample`` may carry
+    eps* = A^+ A eps: the row space of A is diag(scale) range(weight^T), so ``DirectProjection``
+    runs with weight^T as the one shared "patch matrix" (one SVD per call) and every example's scale
+    as a "channel". eps is recovered from the sample as (sample - loc) / scale; ``sample`` may carry
     extra leading sample dimensions over loc and scale.
     """
     value = F.linear(sample, weight, bias)
@@ -135,9 +137,10 @@ def r2g2_latent_linear(loc, scale, sample, weight, bias):
     with torch.no_grad():
         eps = (sample - loc) / scale
         n = eps.shape[-1]
-        matrix = weight.unsqueeze(0) * scale.reshape(-1, 1, n)
-        z = (matrix @ eps.reshape(-1, n, 1)).squeeze(-1)
-        eps_star = conditional_noise_dense(matrix, z).reshape(eps.shape)
+        eps_star, _ = DirectProjection()(
+            weight.detach().double().t().unsqueeze(0), scale.reshape(-1, n).double(), eps.reshape(1, -1, n).double()
+        )
+        eps_star = eps_star.reshape(eps.shape).to(eps.dtype)
     surrogate = F.linear(loc + scale * eps_star, weight, bias)
     return swap_gradient(value, surrogate)
 
@@ -162,20 +165,120 @@ def _full_rank_examples(patches, live):
     return (info == 0) & (pivots.amin(-1) > threshold)
 
 
-def r2g2_conv2d(x, weight_loc, weight_scale, bias, stride, padding, noise, tolerance, max_iterations):
+def _relative_residual(patches, scale, eps_star, noise):
+    """max over systems of ||A (eps* - eps)|| / ||A eps|| (A eps* = z is what eps* must satisfy)."""
+    z = (noise * scale) @ patches
+    error = ((eps_star - noise) * scale) @ patches
+    norm_z = z.norm(dim=-1)
+    relative = torch.where(norm_z > 0, error.norm(dim=-1) / torch.where(norm_z > 0, norm_z, 1.0), 0.0)
+    return float(relative.max()) if relative.numel() else 0.0
+
+
+R2G2_SOLVERS = Registry("r2g2_solver")
+
+
+@R2G2_SOLVERS.register("direct")
+class DirectProjection:
+    r"""eps* = A^+ A eps, the orthogonal projection of eps onto the row space of A_bc = P_b^T diag(sigma_c).
+
+    The row space of A_bc is diag(sigma_c) range(P_b). One thin SVD per example gives an orthonormal
+    basis Q_b (n x r_b) of range(P_b), rank cut at pinv's default singular-value tolerance
+    max(n, L) * eps_float64 * s_max, so all rank deficiency (dead kernel entries, all-zero or
+    repeated patches, collinear channels) is resolved once per example, not per channel. Then with
+    D = diag(sigma_c) and Y = D Q_b (full column rank, as sigma > 0),
+
+        eps* = Y (Y^T Y)^{-1} Y^T eps,   Y^T Y = Q_b^T D^2 Q_b  (r_b x r_b, condition <= (max sigma / min sigma)^2),
+
+    a batched Cholesky solve per (b, c). Only eps is needed (never z, so no division by tiny singular
+    values). Cost per (b, c) ~ n r^2 + r^3 / 3 flops with r <= min(n, L): no iterations and no
+    tolerance. Examples of one call are padded to the batch's largest rank with zero basis columns
+    (identity on their diagonal); ``chunk_bytes`` bounds the (b, C, r, n) intermediate.
+    """
+
+    def __init__(self, chunk_bytes=2**26):
+        self.chunk_bytes = chunk_bytes
+
+    @classmethod
+    def from_options(cls, tolerance, max_iterations):
+        """The estimator's solver options: a direct solve has no tolerance or iteration cap."""
+        return cls()
+
+    def __call__(self, patches, scale, noise):
+        n, positions = patches.shape[1], patches.shape[2]
+        basis, singular, _ = torch.linalg.svd(patches, full_matrices=False)  # (B, n, min(n, L))
+        cutoff = max(n, positions) * torch.finfo(patches.dtype).eps * singular[:, :1]
+        keep = singular > cutoff
+        rank = int(keep.sum(-1).max()) if keep.numel() else 0
+        basis = basis[..., :rank] * keep[:, None, :rank]
+        padding = torch.diag_embed((~keep[:, :rank]).to(patches.dtype)).unsqueeze(1)  # (B, 1, r, r)
+        variance = scale.square()
+        c_out = scale.shape[0]
+        per_example = max(1, c_out * max(rank, 1) * n * patches.element_size())
+        step = max(1, self.chunk_bytes // per_example)
+        out = torch.empty_like(noise)
+        for start in range(0, patches.shape[0], step):
+            q = basis[start : start + step].unsqueeze(1)  # (b, 1, n, r)
+            gram = (q.transpose(-1, -2) * variance.unsqueeze(-2)) @ q + padding[start : start + step]
+            rhs = (q.transpose(-1, -2) @ (noise[start : start + step] * scale).unsqueeze(-1))  # (b, C, r, 1)
+            factor = torch.linalg.cholesky(gram)
+            weights = torch.cholesky_solve(rhs, factor)
+            out[start : start + step] = scale * (q @ weights).squeeze(-1)
+        info = SolveInfo(patches.shape[0] * c_out, 0, _relative_residual(patches, scale, out, noise), True)
+        return out, info
+
+
+@R2G2_SOLVERS.register("cg")
+class ConjugateGradientProjection:
+    r"""eps* = A^T beta with beta from batched CG on A A^T beta = z (matrix-vector products only).
+
+    For maps too large for ``direct``'s per-example SVD. CG on the normal equations A A^T needs on
+    the order of cond(A) iterations for a fixed error (the Gram squares the condition number), and
+    the patch matrices of real images are very ill-conditioned (e.g. on MNIST the 14x14 layer's A has
+    nonzero singular values spread over many orders of magnitude), so on real data it stops at the
+    cap and the gradient is biased (reported in ``SolveInfo``; the estimator warns).
+
+    Args:
+        tolerance: stop once ||A A^T beta - z|| <= tolerance * ||z|| for every system.
+        max_iterations: iteration cap.
+    """
+
+    def __init__(self, tolerance=1e-4, max_iterations=100):
+        if not tolerance > 0:
+            raise ValueError(f"tolerance={tolerance!r} is not valid; expected a number > 0")
+        if max_iterations < 1:
+            raise ValueError(f"max_iterations={max_iterations!r} is not valid; expected an integer >= 1")
+        self.tolerance, self.max_iterations = tolerance, max_iterations
+
+    @classmethod
+    def from_options(cls, tolerance, max_iterations):
+        return cls(tolerance, max_iterations)
+
+    def __call__(self, patches, scale, noise):
+        patches_t = patches.transpose(1, 2)
+        variance = scale.square()
+
+        def apply_gram(v):  # A A^T v for every (b, c): P_b^T diag(sigma_c^2) P_b v
+            return ((v @ patches_t) * variance) @ patches
+
+        z = (noise * scale) @ patches
+        beta, iterations, residual, converged = conjugate_gradient(apply_gram, z, self.tolerance, self.max_iterations)
+        eps_star = (beta @ patches_t) * scale
+        return eps_star, SolveInfo(patches.shape[0] * scale.shape[0], iterations, residual, converged)
+
+
+def r2g2_conv2d(x, weight_loc, weight_scale, bias, stride, padding, noise, solver):
     """R2-G2 for a mean-field Gaussian conv2d (square kernel, dilation 1, one group).
 
     Args:
         x: (B, C_in, H, W) input. weight_loc, weight_scale: (C_out, C_in, k, k). bias: (C_out,) or None.
         noise: (B, C_out, C_in*k*k) standard normal, one kernel draw per example (the wrapped RT).
-        tolerance, max_iterations: CG stopping rule (relative residual, iteration cap).
+        solver: an ``R2G2_SOLVERS`` instance computing eps* = A^+ A eps in float64.
 
     Returns (output of shape (B, C_out, H', W'), SolveInfo). The output equals the per-example RT
     convolution in value. Closed forms first: a kernel entry whose input is zero at every position
     (a dead channel, a zero image) is a zero column of A_bc, so its eps* is 0; where the remaining
     columns are independent (only possible where k*k*C_in <= H'W'), eps* = eps on them and no solve
-    runs. The other examples get eps* = A^T beta from batched CG on A A^T beta = z, run in float64
-    (in float32 the ill-conditioned systems of real feature maps stall above useful tolerances).
+    runs. The other examples go to the solver, in float64.
     """
     batch, c_out = x.shape[0], weight_loc.shape[0]
     kernel = weight_loc.shape[-1]
@@ -199,16 +302,9 @@ def r2g2_conv2d(x, weight_loc, weight_scale, bias, stride, padding, noise, toler
             return value, info  # every A_bc has full column rank: R2-G2 is exactly this RT
         eps_star = noise * live.unsqueeze(1)
         if bool(needs_solve.any()):
-            sub_patches = detached[needs_solve].double()  # (B', n, L)
-            sub_patches_t = sub_patches.transpose(1, 2)
-            variance = scale.detach().double().square()
-
-            def apply_gram(v):  # A A^T v for every (b, c): P_b^T diag(sigma_c^2) P_b v
-                return ((v @ sub_patches_t) * variance) @ sub_patches
-
-            z = perturbation.detach()[needs_solve].double()
-            beta, iterations, residual, converged = conjugate_gradient(apply_gram, z, tolerance, max_iterations)
-            eps_star[needs_solve] = ((beta @ sub_patches_t) * scale.detach().double()).to(noise.dtype)
-            info = SolveInfo(int(needs_solve.sum()) * c_out, iterations, residual, converged)
+            solved, info = solver(
+                detached[needs_solve].double(), scale.detach().double(), noise.detach()[needs_solve].double()
+            )
+            eps_star[needs_solve] = solved.to(noise.dtype)
     surrogate = mean + ((eps_star * scale) @ patches).reshape(mean.shape)
     return swap_gradient(value, surrogate), info
