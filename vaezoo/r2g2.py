@@ -28,16 +28,16 @@ Closed forms, used instead of the solve where they exist:
 * A with full column rank (n <= m and rank n: e.g. a 50-dim latent feeding 200 units):
   A^T (A A^T)^+ A = I, so eps* = eps and R2-G2 is RT; this is detected and the solve skipped.
 * A dense A = W diag(sigma_b) (a Gaussian latent feeding a linear layer): eps* = A^+ A eps from one
-  SVD of W and a small Cholesky solve per example (``DirectProjection``).
+  eigendecomposition of W's Gram and a small Cholesky solve per example (``DirectProjection``).
 
 Convolutions have no closed form: one output channel c of example b has pre-activations over the
 H'W' output positions that share the k*k*C_in kernel entries, A_bc = P_b^T diag(sigma_c) with P_b
 the (k*k*C_in) x (H'W') patch matrix. Where H'W' < k*k*C_in (upper layers) A has more columns than
 rows and the reduction is real. eps* = A^+ A eps (the minimum-norm solution of A e = z) comes from a
 solver chosen by name (``R2G2_SOLVERS``, config field ``r2g2_solver``): ``direct`` (default) projects
-exactly through one SVD per example and a Cholesky solve per (example, channel); ``cg`` runs batched
+exactly through one eigendecomposition per example and a Cholesky solve per (example, channel); ``cg`` runs batched
 conjugate gradient on A A^T beta = z with a tolerance and an iteration cap, for maps too large for
-the SVD. CG converges in O(cond(A)) iterations, and real images give very ill-conditioned patch
+the direct one. CG converges in O(cond(A)) iterations, and real images give very ill-conditioned patch
 matrices (measured on MNIST: benchmarks/results/r2g2_cost.md), so a truncated solve, which biases
 the gradient, is reported (``SolveInfo``) and warned about by the estimator rather than ignored.
 
@@ -126,7 +126,7 @@ def r2g2_latent_linear(loc, scale, sample, weight, bias):
     The forward value is the RT value ``F.linear(sample, weight, bias)``. If ``weight`` (m, n) has
     full column rank this IS the RT path (no solve). Otherwise A = weight diag(scale) per example and
     eps* = A^+ A eps: the row space of A is diag(scale) range(weight^T), so ``DirectProjection``
-    runs with weight^T as the one shared "patch matrix" (one SVD per call) and every example's scale
+    runs with weight^T as the one shared "patch matrix" (one eigendecomposition per call) and every example's scale
     as a "channel". eps is recovered from the sample as (sample - loc) / scale; ``sample`` may carry
     extra leading sample dimensions over loc and scale.
     """
@@ -177,22 +177,75 @@ def _relative_residual(patches, scale, eps_star, noise):
 R2G2_SOLVERS = Registry("r2g2_solver")
 
 
+def _range_bases(patches):
+    """Orthonormal bases of range(P_b) and of its complement, from the eigendecomposition of the
+    smaller Gram (n x n: P P^T, or L x L: P^T P, then Q = P V Lambda^{-1/2}).
+
+    Eigenvalues count as zero below dim * eps_float64 * lambda_max, the round-off of a float64 Gram:
+    singular values below ~sqrt(dim * eps_float64) ~ 1e-7 of the largest (float32 precision, below
+    which the float32 forward z = A eps does not determine the direction; dropping such a direction
+    changes the gradient by O(its relative singular value)).
+    Returns (range basis (B, n, r_max), complement basis (B, n, n - r_min) or None when n > L),
+    bases zero-padded per example to the batch's largest size.
+    """
+    n, positions = patches.shape[1], patches.shape[2]
+    transpose = n > positions
+    gram = patches.transpose(1, 2) @ patches if transpose else patches @ patches.transpose(1, 2)
+    values, vectors = torch.linalg.eigh(gram)  # ascending
+    values, vectors = values.flip(-1), vectors.flip(-1)
+    cutoff = gram.shape[-1] * torch.finfo(torch.float64).eps * values[:, :1].clamp_min(0)
+    keep = values > cutoff
+    rank = int(keep.sum(-1).max())
+    kept = vectors[..., :rank] * keep[:, None, :rank]
+    if transpose:
+        root = torch.where(keep[:, :rank], values[:, :rank], 1.0).rsqrt()
+        return (patches @ kept) * root.unsqueeze(1), None
+    nullity = int((~keep).sum(-1).max())
+    complement = vectors[..., n - nullity :] * (~keep)[:, None, n - nullity :]
+    return kept, complement
+
+
+def _project(basis, weights, noise, chunk_bytes):
+    """Y (Y^T Y)^{-1} Y^T eps with Y = diag(weights_c) basis_b, for every (b, c); zero basis columns
+    (padding) get an identity diagonal and contribute nothing. basis (B, n, r), weights (C, n).
+
+    Y^T Y = sum_j weights_cj^2 q_bj q_bj^T is formed for all channels as one matrix product
+    (C, n) @ (n, r^2) per example (measured ~3x faster than a broadcast batched product)."""
+    size = basis.shape[-1]
+    out = torch.zeros_like(noise)
+    if size == 0:
+        return out
+    c_out, n = weights.shape
+    padding = torch.diag_embed((basis.abs().amax(1) == 0).to(basis.dtype)).unsqueeze(1)  # (B, 1, r, r)
+    squared = weights.square()
+    step = max(1, chunk_bytes // (max(c_out, n) * size * size * basis.element_size()))
+    for start in range(0, basis.shape[0], step):
+        q = basis[start : start + step]  # (b, n, r)
+        outer = (q.unsqueeze(-1) * q.unsqueeze(-2)).reshape(q.shape[0], n, size * size)
+        gram = (squared @ outer).reshape(q.shape[0], c_out, size, size) + padding[start : start + step]
+        rhs = (noise[start : start + step] * weights) @ q  # (b, C, r)
+        coefficients = torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(gram)).squeeze(-1)
+        out[start : start + step] = weights * (coefficients @ q.transpose(1, 2))
+    return out
+
+
 @R2G2_SOLVERS.register("direct")
 class DirectProjection:
     r"""eps* = A^+ A eps, the orthogonal projection of eps onto the row space of A_bc = P_b^T diag(sigma_c).
 
-    The row space of A_bc is diag(sigma_c) range(P_b). One thin SVD per example gives an orthonormal
-    basis Q_b (n x r_b) of range(P_b), rank cut at pinv's default singular-value tolerance
-    max(n, L) * eps_float64 * s_max, so all rank deficiency (dead kernel entries, all-zero or
-    repeated patches, collinear channels) is resolved once per example, not per channel. Then with
-    D = diag(sigma_c) and Y = D Q_b (full column rank, as sigma > 0),
+    The row space of A_bc is D range(P_b), D = diag(sigma_c). One eigendecomposition per example
+    (of the smaller Gram of P_b, ``_range_bases``) gives orthonormal bases Q_b of range(P_b) (rank r_b)
+    and Q_b' of its complement, so all rank deficiency (dead kernel entries, all-zero or repeated
+    patches, collinear channels) is resolved once per example, not per channel. Then, per (b, c),
 
-        eps* = Y (Y^T Y)^{-1} Y^T eps,   Y^T Y = Q_b^T D^2 Q_b  (r_b x r_b, condition <= (max sigma / min sigma)^2),
+        eps* = Y (Y^T Y)^{-1} Y^T eps,            Y = D Q_b           (r_b x r_b Cholesky), or
+        eps* = eps - Z (Z^T Z)^{-1} Z^T eps,      Z = D^{-1} Q_b'     ((n - r_b) x (n - r_b)),
 
-    a batched Cholesky solve per (b, c). Only eps is needed (never z, so no division by tiny singular
-    values). Cost per (b, c) ~ n r^2 + r^3 / 3 flops with r <= min(n, L): no iterations and no
-    tolerance. Examples of one call are padded to the batch's largest rank with zero basis columns
-    (identity on their diagonal); ``chunk_bytes`` bounds the (b, C, r, n) intermediate.
+    whichever system is smaller for the batch (the complement of D range(P) is D^{-1} null(P^T)).
+    Y^T Y has condition <= (max sigma / min sigma)^2, independent of the data's conditioning. Only
+    eps is needed (never z, so nothing is divided by small singular values). Cost per (b, c) is
+    ~ n k^2 + k^3 / 3 flops, k = min(r, n - r): no iterations, no tolerance. ``chunk_bytes`` bounds
+    the (b, C, n, k) intermediate.
     """
 
     def __init__(self, chunk_bytes=2**26):
@@ -204,26 +257,12 @@ class DirectProjection:
         return cls()
 
     def __call__(self, patches, scale, noise):
-        n, positions = patches.shape[1], patches.shape[2]
-        basis, singular, _ = torch.linalg.svd(patches, full_matrices=False)  # (B, n, min(n, L))
-        cutoff = max(n, positions) * torch.finfo(patches.dtype).eps * singular[:, :1]
-        keep = singular > cutoff
-        rank = int(keep.sum(-1).max()) if keep.numel() else 0
-        basis = basis[..., :rank] * keep[:, None, :rank]
-        padding = torch.diag_embed((~keep[:, :rank]).to(patches.dtype)).unsqueeze(1)  # (B, 1, r, r)
-        variance = scale.square()
-        c_out = scale.shape[0]
-        per_example = max(1, c_out * max(rank, 1) * n * patches.element_size())
-        step = max(1, self.chunk_bytes // per_example)
-        out = torch.empty_like(noise)
-        for start in range(0, patches.shape[0], step):
-            q = basis[start : start + step].unsqueeze(1)  # (b, 1, n, r)
-            gram = (q.transpose(-1, -2) * variance.unsqueeze(-2)) @ q + padding[start : start + step]
-            rhs = (q.transpose(-1, -2) @ (noise[start : start + step] * scale).unsqueeze(-1))  # (b, C, r, 1)
-            factor = torch.linalg.cholesky(gram)
-            weights = torch.cholesky_solve(rhs, factor)
-            out[start : start + step] = scale * (q @ weights).squeeze(-1)
-        info = SolveInfo(patches.shape[0] * c_out, 0, _relative_residual(patches, scale, out, noise), True)
+        basis, complement = _range_bases(patches)
+        if complement is not None and complement.shape[-1] < basis.shape[-1]:
+            out = noise - _project(complement, scale.reciprocal(), noise, self.chunk_bytes)
+        else:
+            out = _project(basis, scale, noise, self.chunk_bytes)
+        info = SolveInfo(patches.shape[0] * scale.shape[0], 0, _relative_residual(patches, scale, out, noise), True)
         return out, info
 
 
@@ -231,7 +270,7 @@ class DirectProjection:
 class ConjugateGradientProjection:
     r"""eps* = A^T beta with beta from batched CG on A A^T beta = z (matrix-vector products only).
 
-    For maps too large for ``direct``'s per-example SVD. CG on the normal equations A A^T needs on
+    For maps too large for ``direct``'s per-example eigendecomposition. CG on the normal equations A A^T needs on
     the order of cond(A) iterations for a fixed error (the Gram squares the condition number), and
     the patch matrices of real images are very ill-conditioned (e.g. on MNIST the 14x14 layer's A has
     nonzero singular values spread over many orders of magnitude), so on real data it stops at the
