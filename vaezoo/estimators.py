@@ -188,7 +188,7 @@ class GaussianLinear(nn.Linear):
     """A linear layer fed by a Gaussian latent, with the gradient estimator chosen by name.
 
     ``forward(distribution, sample)`` returns ``sample @ weight.T + bias`` in value; ``sample`` must
-    be ``distribution.rsample()`` (loc + scale * eps). With ``estimator="r2g2"`` the gradient through
+    be ``distribution.rsample()`` (loc + scale * eps), or ``distribution`` None for a given z. With ``estimator="r2g2"`` the gradient through
     this layer uses E[eps | pre-activation]; when ``weight`` has full column rank (in_features <=
     out_features, the usual latent-to-hidden case) that is exactly RT, and no solve is run.
     A subclass of ``nn.Linear`` so models' ``_init_weights`` for Linear covers its parameters.
@@ -199,4 +199,6 @@ class GaussianLinear(nn.Linear):
         self.estimator = make_estimator(estimator, "latent_linear", config)
 
     def forward(self, distribution, sample, generator=None):
+        if distribution is None:  # a given z (e.g. ancestral sampling): nothing was drawn here
+            return super().forward(sample)
         return self.estimator.latent_linear(distribution, sample, self.weight, self.bias, generator)
