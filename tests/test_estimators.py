@@ -305,3 +305,75 @@ def test_score_function_is_unbiased_on_a_gaussian_with_closed_form_expected_loss
     z = (grads.mean(0) - want).abs() / se
     assert z.max() < 5.0, f"max z-score {z.max():.2f}"
     assert layer.estimator.baseline > 0  # the baseline tracked the loss
+
+
+# ----------------------------------------------------------------------------- conv solvers
+
+
+def _solver_case(seed, rank_deficient):
+    """Patch matrices P_b (B, n, L) with dead entries, zero positions and (optionally) repeated
+    channels; per-channel scales; noise."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, 3, 4, 4, dtype=D, generator=g)
+    x[0, 2] = 0.0  # a dead channel: zero rows of P_0
+    x[1, :, :2] = 0.0  # zero border: all-zero positions (zero rows of A)
+    if rank_deficient:
+        x[2, 1] = 2 * x[2, 0]  # collinear channels: rank-deficient A without zero columns
+    patches = F.unfold(x, 3, padding=1)  # n = 27 > L = 16, and the n <= L regime below
+    scale = 0.1 + torch.rand(2, 27, dtype=D, generator=g)
+    noise = torch.randn(3, 2, 27, dtype=D, generator=g)
+    return patches, scale, noise
+
+
+def _dense_reference(patches, scale, noise):
+    maps = patches.transpose(1, 2).unsqueeze(1) * scale.unsqueeze(-2)  # A_bc (B, C, L, n)
+    return _pinv_noise(maps, (maps @ noise.unsqueeze(-1)).squeeze(-1))
+
+
+@pytest.mark.parametrize("rank_deficient", [False, True])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_direct_and_converged_cg_solvers_equal_the_dense_pseudo_inverse(rank_deficient, transpose):
+    patches, scale, noise = _solver_case(0, rank_deficient)
+    if transpose:  # n <= L: the direct solver's n x n Gram path (and its complement projection)
+        patches = patches.transpose(1, 2)[:, :, :27].contiguous()  # (B, 16, 27)
+        scale, noise = scale[:, :16], noise[..., :16]
+    want = _dense_reference(patches, scale, noise)
+    direct, info = R2G2_SOLVERS.get("direct")()(patches, scale, noise)
+    assert info.converged and info.max_relative_residual < 1e-12
+    torch.testing.assert_close(direct, want, rtol=1e-10, atol=1e-10)
+    cg, info = R2G2_SOLVERS.get("cg")(1e-14, 500)(patches, scale, noise)
+    assert info.converged
+    torch.testing.assert_close(cg, want, rtol=1e-8, atol=1e-8)
+
+
+def test_direct_solver_on_mnist_patches_satisfies_a_eps_star_equals_z_to_round_off():
+    """Real feature maps are what stalls CG (rank-deficient, condition numbers ~1e10): the direct
+    projection still satisfies A eps* = z to float64 round-off on them."""
+    from vaezoo.data import load_images
+
+    images = load_images("mnist-sample", "test", limit=6).images.reshape(-1, 1, 28, 28).to(D) / 255
+    torch.manual_seed(0)
+    first = _bayes_layer(BayesConv2d, "rt", 0, 1, 8, 3, padding=1)
+    with torch.no_grad():
+        hidden = F.max_pool2d(torch.relu(first(images)), 2)  # (6, 8, 14, 14): n = 72 <= L = 196
+        upper = F.max_pool2d(hidden, 2)  # 7 x 7: n = 72 > L = 49
+    g = torch.Generator().manual_seed(1)
+    for features in (hidden, upper):
+        patches = F.unfold(features, 3, padding=1)
+        scale = 0.05 + 0.1 * torch.rand(4, patches.shape[1], dtype=D, generator=g)
+        noise = torch.randn(patches.shape[0], 4, patches.shape[1], dtype=D, generator=g)
+        eps_star, info = R2G2_SOLVERS.get("direct")()(patches, scale, noise)
+        assert info.max_relative_residual < 1e-9, info
+        # and it is a projection: applying it again changes nothing
+        again, _ = R2G2_SOLVERS.get("direct")()(patches, scale, eps_star)
+        torch.testing.assert_close(again, eps_star, rtol=1e-8, atol=1e-8)
+
+
+def test_r2g2_solver_is_a_validated_config_field():
+    from vaezoo.configuration_bnn import BNNConfig
+
+    estimator = make_estimator("r2g2", "conv2d", BNNConfig(architecture="cnn", r2g2_solver="cg", cg_max_iterations=7))
+    assert estimator.solver.max_iterations == 7
+    assert type(make_estimator("r2g2", "conv2d", BNNConfig(architecture="cnn")).solver).__name__ == "DirectProjection"
+    with pytest.raises(ValueError, match="r2g2_solver='lu' is not valid"):
+        BNNConfig(r2g2_solver="lu")
