@@ -10,7 +10,7 @@ from torch.distributions import Normal, kl_divergence
 from transformers import initialization as init
 
 from vaezoo.bayes_layers import BayesConv2d, BayesLinear
-from vaezoo.estimators import make_estimator
+from vaezoo.estimators import ESTIMATORS, make_estimator
 
 D = torch.float64
 
@@ -64,10 +64,11 @@ def _dense_patch_maps(x, kernel_shape, padding):
     return F.conv2d(x, one_hot, None, 1, padding).flatten(2).transpose(1, 2)
 
 
-def test_bayes_conv2d_r2g2_matches_a_dense_reference():
+@pytest.mark.parametrize("solver", ["direct", "cg"])
+def test_bayes_conv2d_r2g2_matches_a_dense_reference(solver):
     g = torch.Generator().manual_seed(0)
-    layer = _layer(BayesConv2d, 2, 3, 3, padding=1, estimator="r2g2", initial_scale=0.2)
-    layer.estimator.tolerance = 1e-13
+    estimator = ESTIMATORS.get("r2g2")(solver=solver, tolerance=1e-13)
+    layer = _layer(BayesConv2d, 2, 3, 3, padding=1, estimator=estimator, initial_scale=0.2)
     with torch.no_grad():
         layer.weight_raw_scale.add_(0.5 * torch.randn(layer.weight_raw_scale.shape, dtype=D, generator=g))
     x = torch.rand(2, 2, 3, 3, dtype=D, generator=g).requires_grad_()  # L = 9 positions < n = 18

@@ -10,7 +10,7 @@ from vaezoo.bayes_layers import BayesConv2d, BayesLinear
 from vaezoo.distributions import DiagonalGaussian
 from vaezoo.estimators import ESTIMATORS, GaussianLinear, estimators_for, make_estimator
 from vaezoo.lrt import lrt_linear
-from vaezoo.r2g2 import conditional_noise_dense, conjugate_gradient, r2g2_conv2d, swap_gradient
+from vaezoo.r2g2 import R2G2_SOLVERS, conjugate_gradient, r2g2_conv2d, swap_gradient
 from vaezoo.score_function import score_function_surrogate
 
 D = torch.float64
@@ -24,6 +24,11 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _pinv_noise(matrix, z):
+    """Reference eps* = pinv(A) z for a batch of dense maps A (..., m, n), z (..., m)."""
+    return (torch.linalg.pinv(matrix) @ z.unsqueeze(-1)).squeeze(-1)
 
 
 def _grads(output, weights, params):
@@ -59,7 +64,7 @@ def test_r2g2_linear_equals_lrt_through_the_generic_algorithm():
     # Generic: one 1 x n_in map per (example, output unit).
     matrix = (x[:, None, :] * scale[None]).unsqueeze(-2)  # (B, out, 1, in)
     z = (matrix.detach() @ eps.unsqueeze(-1)).squeeze(-1)  # (B, out, 1)
-    eps_star = conditional_noise_dense(matrix.detach(), z)
+    eps_star = _pinv_noise(matrix.detach(), z)
     value = F.linear(x, loc, bias) + (x[:, None, :] * (loc + scale * eps)).sum(-1) - F.linear(x, loc)
     surrogate = F.linear(x, loc, bias) + (matrix @ eps_star.unsqueeze(-1)).squeeze(-1).squeeze(-1)
     generic = swap_gradient(value, surrogate)
@@ -111,7 +116,7 @@ def test_r2g2_equals_rt_for_a_full_column_rank_map():
     eps = ((sample - posterior.loc) / posterior.scale).detach()
     matrix = weight.detach() * posterior.scale.detach()[:, None, :]
     z = (matrix @ eps.unsqueeze(-1)).squeeze(-1)
-    torch.testing.assert_close(conditional_noise_dense(matrix, z), eps, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(_pinv_noise(matrix, z), eps, rtol=1e-9, atol=1e-9)
 
 
 def test_r2g2_latent_rank_deficient_map_keeps_value_and_changes_scale_gradient():
@@ -142,9 +147,9 @@ def test_conjugate_gradient_matches_direct_solves():
 
 def test_r2g2_conv_warns_when_the_solve_hits_the_cap():
     torch.manual_seed(0)
-    layer = BayesConv2d(4, 3, 3, padding=1, estimator=make_estimator("r2g2", "conv2d"), initial_scale=0.1)
+    estimator = ESTIMATORS.get("r2g2")(solver="cg", max_iterations=1)
+    layer = BayesConv2d(4, 3, 3, padding=1, estimator=estimator, initial_scale=0.1)
     layer.initialize(init)
-    layer.estimator.max_iterations = 1
     x = torch.rand(2, 4, 3, 3)
     with pytest.warns(RuntimeWarning, match="biased"):
         layer(x).sum().backward()
@@ -157,16 +162,16 @@ def test_r2g2_conv_skips_the_solve_when_every_patch_matrix_has_full_rank():
     loc = torch.randn(2, 2, 3, 3, dtype=D, generator=g)
     scale = (torch.rand(2, 2, 3, 3, dtype=D, generator=g) + 0.1).requires_grad_()
     noise = torch.randn(3, 2, 18, dtype=D, generator=g)
-    out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, 1e-10, 100)
+    out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, R2G2_SOLVERS.get("direct")())
     assert info.systems == 0 and out.grad_fn is not None
     # A dead input channel (zero columns of A) has the closed form eps* = 0 there: still no solve,
     # and the scale gradient of those kernel entries is 0 either way.
     x[1, 1] = 0.0
-    out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, 1e-10, 100)
+    out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, R2G2_SOLVERS.get("direct")())
     assert info.systems == 0
     # Two identical channels make A rank-deficient without zero columns: that example is solved.
     x[2, 1] = x[2, 0]
-    out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, 1e-10, 100)
+    out, info = r2g2_conv2d(x, loc, scale, None, 1, 1, noise, R2G2_SOLVERS.get("direct")())
     assert info.systems == 2 and info.converged
     (grad,) = torch.autograd.grad(out.sum(), scale)
     assert torch.isfinite(grad).all()
@@ -252,7 +257,6 @@ def test_r2g2_conv_is_unbiased_and_reduces_variance_where_n_exceeds_m():
         "r2g2": _bayes_layer(BayesConv2d, "r2g2", 0, 4, 2, 3, padding=1),
         "per_example_rt": _bayes_layer(BayesConv2d, "rt", 0, 4, 2, 3, padding=1),
     }
-    forwards["r2g2"].estimator.tolerance = 1e-10
     results = {}
     for name, layer in forwards.items():
         params = [layer.weight_raw_loc, layer.weight_raw_scale, layer.bias]
@@ -301,3 +305,75 @@ def test_score_function_is_unbiased_on_a_gaussian_with_closed_form_expected_loss
     z = (grads.mean(0) - want).abs() / se
     assert z.max() < 5.0, f"max z-score {z.max():.2f}"
     assert layer.estimator.baseline > 0  # the baseline tracked the loss
+
+
+# ----------------------------------------------------------------------------- conv solvers
+
+
+def _solver_case(seed, rank_deficient):
+    """Patch matrices P_b (B, n, L) with dead entries, zero positions and (optionally) repeated
+    channels; per-channel scales; noise."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, 3, 4, 4, dtype=D, generator=g)
+    x[0, 2] = 0.0  # a dead channel: zero rows of P_0
+    x[1, :, :2] = 0.0  # zero border: all-zero positions (zero rows of A)
+    if rank_deficient:
+        x[2, 1] = 2 * x[2, 0]  # collinear channels: rank-deficient A without zero columns
+    patches = F.unfold(x, 3, padding=1)  # n = 27 > L = 16, and the n <= L regime below
+    scale = 0.1 + torch.rand(2, 27, dtype=D, generator=g)
+    noise = torch.randn(3, 2, 27, dtype=D, generator=g)
+    return patches, scale, noise
+
+
+def _dense_reference(patches, scale, noise):
+    maps = patches.transpose(1, 2).unsqueeze(1) * scale.unsqueeze(-2)  # A_bc (B, C, L, n)
+    return _pinv_noise(maps, (maps @ noise.unsqueeze(-1)).squeeze(-1))
+
+
+@pytest.mark.parametrize("rank_deficient", [False, True])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_direct_and_converged_cg_solvers_equal_the_dense_pseudo_inverse(rank_deficient, transpose):
+    patches, scale, noise = _solver_case(0, rank_deficient)
+    if transpose:  # n <= L: the direct solver's n x n Gram path (and its complement projection)
+        patches = patches.transpose(1, 2)[:, :, :27].contiguous()  # (B, 16, 27)
+        scale, noise = scale[:, :16], noise[..., :16]
+    want = _dense_reference(patches, scale, noise)
+    direct, info = R2G2_SOLVERS.get("direct")()(patches, scale, noise)
+    assert info.converged and info.max_relative_residual < 1e-12
+    torch.testing.assert_close(direct, want, rtol=1e-10, atol=1e-10)
+    cg, info = R2G2_SOLVERS.get("cg")(1e-14, 500)(patches, scale, noise)
+    assert info.converged
+    torch.testing.assert_close(cg, want, rtol=1e-8, atol=1e-8)
+
+
+def test_direct_solver_on_mnist_patches_satisfies_a_eps_star_equals_z_to_round_off():
+    """Real feature maps are what stalls CG (rank-deficient, condition numbers ~1e10): the direct
+    projection still satisfies A eps* = z to float64 round-off on them."""
+    from vaezoo.data import load_images
+
+    images = load_images("mnist-sample", "test", limit=6).images.reshape(-1, 1, 28, 28).to(D) / 255
+    torch.manual_seed(0)
+    first = _bayes_layer(BayesConv2d, "rt", 0, 1, 8, 3, padding=1)
+    with torch.no_grad():
+        hidden = F.max_pool2d(torch.relu(first(images)), 2)  # (6, 8, 14, 14): n = 72 <= L = 196
+        upper = F.max_pool2d(hidden, 2)  # 7 x 7: n = 72 > L = 49
+    g = torch.Generator().manual_seed(1)
+    for features in (hidden, upper):
+        patches = F.unfold(features, 3, padding=1)
+        scale = 0.05 + 0.1 * torch.rand(4, patches.shape[1], dtype=D, generator=g)
+        noise = torch.randn(patches.shape[0], 4, patches.shape[1], dtype=D, generator=g)
+        eps_star, info = R2G2_SOLVERS.get("direct")()(patches, scale, noise)
+        assert info.max_relative_residual < 1e-9, info
+        # and it is a projection: applying it again changes nothing
+        again, _ = R2G2_SOLVERS.get("direct")()(patches, scale, eps_star)
+        torch.testing.assert_close(again, eps_star, rtol=1e-8, atol=1e-8)
+
+
+def test_r2g2_solver_is_a_validated_config_field():
+    from vaezoo.configuration_bnn import BNNConfig
+
+    estimator = make_estimator("r2g2", "conv2d", BNNConfig(architecture="cnn", r2g2_solver="cg", cg_max_iterations=7))
+    assert estimator.solver.max_iterations == 7
+    assert type(make_estimator("r2g2", "conv2d", BNNConfig(architecture="cnn")).solver).__name__ == "DirectProjection"
+    with pytest.raises(ValueError, match="r2g2_solver='lu' is not valid"):
+        BNNConfig(r2g2_solver="lu")

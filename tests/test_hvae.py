@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vaezoo import HVAEConfig, HVAEModel, VAEConfig, VAEModel
-from vaezoo.latent_linear import LatentLinear
+from vaezoo.estimators import GaussianLinear, Reparameterization
 
 SMALL = dict(image_size=4, latent_dims=[6, 4, 3], hidden_dims=[[16, 16], [8, 8], [8]])
 
@@ -84,12 +84,12 @@ def test_iwae_bound_tightens_and_sampling_works():
 def test_decoder_latent_to_hidden_is_a_separate_estimator_layer():
     model = HVAEModel(HVAEConfig(**SMALL)).double()
     layer = model.decoder.latent_to_hidden
-    assert isinstance(layer, LatentLinear) and layer.estimator == "rt"
+    assert isinstance(layer, GaussianLinear) and isinstance(layer.estimator, Reparameterization)
     x = binary(2)
     q = model.encode(x)
     z = q.rsample((1,), generator=torch.Generator().manual_seed(0))
     # RT through the layer = plain linear on the drawn z, gradient included
-    grad = torch.autograd.grad(layer(z, q).sum(), q.loc, retain_graph=True)[0]
+    grad = torch.autograd.grad(layer(q, z).sum(), q.loc, retain_graph=True)[0]
     want = torch.autograd.grad(torch.nn.functional.linear(z, layer.weight, layer.bias).sum(), q.loc)[0]
     torch.testing.assert_close(grad, want)
 
@@ -100,6 +100,7 @@ def test_decoder_latent_to_hidden_is_a_separate_estimator_layer():
         (dict(latent_dims=[5, 4, 3, 2], hidden_dims=[[4]] * 4), "latent_dims"),
         (dict(latent_dims=[5, 4], hidden_dims=[[4]]), "hidden_dims"),
         (dict(decoder_estimator="magic"), "decoder_estimator"),
+        (dict(decoder_estimator="score"), "decoder_estimator"),
         (dict(parameterization="cube"), "parameterization"),
         (dict(objective="iwae", beta=0.5), "beta"),
     ],

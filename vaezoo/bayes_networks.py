@@ -5,7 +5,7 @@
 * ``cnn``: for each entry of ``conv_channels`` a same-padded BayesConv2d, the activation and a 2x2
   max-pool, then the ``hidden`` BayesLinear layers and the classifier. With R2-G2 the upper conv
   layers, where the output positions H'W' are fewer than the kernel entries k*k*C_in, get the
-  conjugate-gradient Rao-Blackwellisation; lower layers have full-rank patch matrices and fall back
+  Rao-Blackwellisation (solver ``BNNConfig.r2g2_solver``: ``direct`` or ``cg``); lower layers have full-rank patch matrices and fall back
   to exactly the RT that R2-G2 wraps (detected per example, see ``vaezoo/r2g2.py``).
 """
 

@@ -6,6 +6,7 @@ from .bayes_networks import BNN_ARCHITECTURES
 from .estimators import estimators_for
 from .networks import ACTIVATIONS
 from .parameterizations import PARAMETERIZATIONS
+from .r2g2 import R2G2_SOLVERS
 from .registry import check_choice, check_positive
 
 
@@ -38,7 +39,9 @@ class BNNConfig(PreTrainedConfig):
         initial_scale: posterior standard deviation of every weight at initialization.
         num_train_examples: N in KL / N (the size of the training set).
         test_samples: posterior samples averaged by the predictive distribution at evaluation.
-        cg_tolerance, cg_max_iterations: stopping rule of R2-G2's conjugate-gradient solves (convolutions).
+        r2g2_solver: how R2-G2 computes eps* in convolutions (``vaezoo.r2g2.R2G2_SOLVERS``): ``direct``
+            (exact projection, default) or ``cg`` (conjugate gradient, for maps too large for ``direct``).
+        cg_tolerance, cg_max_iterations: stopping rule of the ``cg`` solver.
         score_baseline_decay: decay of the score-function estimator's moving-average baseline.
     """
 
@@ -60,6 +63,7 @@ class BNNConfig(PreTrainedConfig):
         initial_scale=1e-3,
         num_train_examples=60000,
         test_samples=10,
+        r2g2_solver="direct",
         cg_tolerance=1e-4,
         cg_max_iterations=100,
         score_baseline_decay=0.9,
@@ -79,6 +83,7 @@ class BNNConfig(PreTrainedConfig):
         self.initial_scale = initial_scale
         self.num_train_examples = num_train_examples
         self.test_samples = test_samples
+        self.r2g2_solver = r2g2_solver
         self.cg_tolerance = cg_tolerance
         self.cg_max_iterations = cg_max_iterations
         self.score_baseline_decay = score_baseline_decay
@@ -107,6 +112,7 @@ class BNNConfig(PreTrainedConfig):
             check_choice("estimator", self.estimator, estimators_for(place))
         check_number("prior_scale", self.prior_scale)
         check_number("initial_scale", self.initial_scale)
+        check_choice("r2g2_solver", self.r2g2_solver, R2G2_SOLVERS.names())
         check_number("cg_tolerance", self.cg_tolerance)
         decay = self.score_baseline_decay
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:

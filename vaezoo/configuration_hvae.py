@@ -2,12 +2,17 @@
 
 from transformers import PreTrainedConfig
 
-from .latent_linear import LATENT_LINEAR_ESTIMATORS
+from .estimators import estimators_for
 from .likelihoods import LIKELIHOODS
 from .networks import ACTIVATIONS
 from .objectives import OBJECTIVES
 from .parameterizations import PARAMETERIZATIONS
 from .registry import ValidatedConfigMixin, as_list, check_choice, check_positive
+
+
+#: estimators for the decoder's latent-to-hidden layer: the score function also implements that
+#: place but needs its per-example loss fed back, which the HVAE objective does not do.
+DECODER_ESTIMATORS = ("r2g2", "rt")
 
 
 class HVAEConfig(ValidatedConfigMixin, PreTrainedConfig):
@@ -28,7 +33,10 @@ class HVAEConfig(ValidatedConfigMixin, PreTrainedConfig):
             far apart, since stdplus amplitudes are measured against N(0, 1): measured initial rates of
             ~1e4 nats on the lower layers).
         likelihood: pixel likelihood of p(x | z_1) (``bernoulli`` for binarized images).
-        decoder_estimator: gradient estimator at the latent-to-hidden layer of p(x | z_1) (``rt``).
+        decoder_estimator: gradient estimator at the latent-to-hidden layer of p(x | z_1), ``rt`` or
+            ``r2g2`` (the R2-G2 paper's HVAE setting; ``vaezoo.estimators``). Where latent_dims[0] <=
+            the first decoder width that layer's weight has full column rank and R2-G2 is exactly RT
+            (detected, no solve); it differs only for a wider latent (e.g. 100 -> 50).
         objective, beta, target_rate, train_samples: as in ``VAEConfig`` (``vaezoo.objectives``).
     """
 
@@ -96,7 +104,7 @@ class HVAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         check_choice("activation", self.activation, ACTIVATIONS.names())
         check_choice("parameterization", self.parameterization, PARAMETERIZATIONS.names())
         check_choice("likelihood", self.likelihood, LIKELIHOODS.names())
-        check_choice("decoder_estimator", self.decoder_estimator, LATENT_LINEAR_ESTIMATORS.names())
+        check_choice("decoder_estimator", self.decoder_estimator, [n for n in estimators_for("latent_linear") if n in DECODER_ESTIMATORS])
         check_choice("objective", self.objective, OBJECTIVES.names())
         check_positive("beta", self.beta, minimum=0, integer=False)
         if self.objective == "iwae" and self.beta != 1:

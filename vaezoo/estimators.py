@@ -31,7 +31,7 @@ from torch import nn
 
 from .flipout import flipout_conv2d, flipout_linear, random_signs
 from .lrt import lrt_linear
-from .r2g2 import r2g2_conv2d, r2g2_latent_linear, r2g2_linear
+from .r2g2 import R2G2_SOLVERS, r2g2_conv2d, r2g2_latent_linear, r2g2_linear
 from .registry import Registry, check_choice
 from .score_function import ScoreFunction
 
@@ -116,29 +116,28 @@ class Flipout(Estimator):
 
 @ESTIMATORS.register("r2g2")
 class RaoBlackwellizedReparameterization(Estimator):
-    """R2-G2 (Lam et al. 2025): closed forms for linear maps, batched CG for convolutions.
+    """R2-G2 (Lam et al. 2025): closed forms for linear maps, a named solver for convolutions.
 
     Args:
-        tolerance: CG stops once ||A A^T beta - z|| <= tolerance * ||z|| for every system.
-        max_iterations: CG iteration cap; stopping there (bias) raises a RuntimeWarning.
+        solver: an ``R2G2_SOLVERS`` name (``direct`` | ``cg``) or instance, used by convolutions.
+        tolerance, max_iterations: the ``cg`` solver's stopping rule (stopping at the cap biases the
+            gradient and raises a RuntimeWarning).
     The diagnostics of the last convolution solve are kept in ``last_solve`` (a ``SolveInfo``).
     """
 
     places = PLACES
 
-    def __init__(self, tolerance=1e-4, max_iterations=100):
+    def __init__(self, solver="direct", tolerance=1e-4, max_iterations=100):
         super().__init__()
-        if not tolerance > 0:
-            raise ValueError(f"tolerance={tolerance!r} is not valid; expected a number > 0")
-        if max_iterations < 1:
-            raise ValueError(f"max_iterations={max_iterations!r} is not valid; expected an integer >= 1")
-        self.tolerance = tolerance
-        self.max_iterations = max_iterations
+        if isinstance(solver, str):
+            check_choice("r2g2_solver", solver, R2G2_SOLVERS.names())
+            solver = R2G2_SOLVERS.get(solver).from_options(tolerance, max_iterations)
+        self.solver = solver
         self.last_solve = None
 
     @classmethod
     def from_config(cls, config):
-        return cls(tolerance=config.cg_tolerance, max_iterations=config.cg_max_iterations)
+        return cls(config.r2g2_solver, config.cg_tolerance, config.cg_max_iterations)
 
     def linear(self, x, weight, bias, generator=None):
         noise = _normal(x.shape[:-1] + weight.loc.shape[:1], x, generator)
@@ -147,14 +146,12 @@ class RaoBlackwellizedReparameterization(Estimator):
     def conv2d(self, x, weight, bias, stride, padding, generator=None):
         c_out = weight.loc.shape[0]
         noise = _normal((x.shape[0], c_out, weight.loc[0].numel()), x, generator)
-        out, self.last_solve = r2g2_conv2d(
-            x, weight.loc, weight.scale, bias, stride, padding, noise, self.tolerance, self.max_iterations
-        )
+        out, self.last_solve = r2g2_conv2d(x, weight.loc, weight.scale, bias, stride, padding, noise, self.solver)
         if not self.last_solve.converged:
             warnings.warn(
-                f"R2-G2 conjugate gradient stopped at max_iterations={self.max_iterations} with relative "
-                f"residual {self.last_solve.max_relative_residual:.2e} > tolerance={self.tolerance}; the "
-                "gradient is biased: raise cg_max_iterations or cg_tolerance",
+                f"R2-G2 conjugate gradient stopped at max_iterations={self.solver.max_iterations} with relative "
+                f"residual {self.last_solve.max_relative_residual:.2e} > tolerance={self.solver.tolerance}; the "
+                "gradient is biased: use r2g2_solver='direct', or raise cg_max_iterations or cg_tolerance",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -191,7 +188,7 @@ class GaussianLinear(nn.Linear):
     """A linear layer fed by a Gaussian latent, with the gradient estimator chosen by name.
 
     ``forward(distribution, sample)`` returns ``sample @ weight.T + bias`` in value; ``sample`` must
-    be ``distribution.rsample()`` (loc + scale * eps). With ``estimator="r2g2"`` the gradient through
+    be ``distribution.rsample()`` (loc + scale * eps), or ``distribution`` None for a given z. With ``estimator="r2g2"`` the gradient through
     this layer uses E[eps | pre-activation]; when ``weight`` has full column rank (in_features <=
     out_features, the usual latent-to-hidden case) that is exactly RT, and no solve is run.
     A subclass of ``nn.Linear`` so models' ``_init_weights`` for Linear covers its parameters.
@@ -202,4 +199,6 @@ class GaussianLinear(nn.Linear):
         self.estimator = make_estimator(estimator, "latent_linear", config)
 
     def forward(self, distribution, sample, generator=None):
+        if distribution is None:  # a given z (e.g. ancestral sampling): nothing was drawn here
+            return super().forward(sample)
         return self.estimator.latent_linear(distribution, sample, self.weight, self.bias, generator)

@@ -8,8 +8,8 @@ with p(z_L) = N(0, I) and every other conditional a factorized Gaussian from an 
 per layer, R = sum_l R_l with R_l = E_q[log q(z_l | z_{l-1}) - log p(z_l | z_{l+1})]: Monte Carlo
 with the draws of the bound for l < L (p(z_l | z_{l+1}) depends on the draw of z_{l+1}, which depends
 on z_l), and for the top layer E_{q(z_{L-1}|.)} KL(q(z_L | z_{L-1}) || N(0, I)) with the KL in
-closed form. The first layer of p(x | z_1) is a ``LatentLinear`` whose gradient estimator is the
-config's ``decoder_estimator``.
+closed form. The first layer of p(x | z_1) is a ``GaussianLinear`` whose gradient estimator is the
+config's ``decoder_estimator`` (``rt`` or ``r2g2``, ``vaezoo.estimators``).
 """
 
 import math
@@ -24,10 +24,10 @@ from transformers.utils import ModelOutput
 from .bounds import rate
 from .configuration_hvae import HVAEConfig
 from .distributions import StandardNormal
+from .estimators import GaussianLinear
 from .gaussian_posterior import GaussianConditional
 from .initialization import init_module
 from .inputs import flatten_images
-from .latent_linear import LatentLinear
 from .likelihoods import LIKELIHOODS
 from .networks import ACTIVATIONS, MLP
 from .objectives import OBJECTIVES
@@ -61,14 +61,14 @@ class HVAEDecoder(nn.Module):
     def __init__(self, config):
         super().__init__()
         widths = config.hidden_dims[0][::-1]
-        self.latent_to_hidden = LatentLinear(config.latent_dims[0], widths[0], config.decoder_estimator)
+        self.latent_to_hidden = GaussianLinear(config.latent_dims[0], widths[0], estimator=config.decoder_estimator)
         self.activation = ACTIVATIONS.get(config.activation)()
         likelihood = LIKELIHOODS.get(config.likelihood)
         self.hidden_to_pixels = MLP(widths[0], widths[1:], likelihood.params_per_pixel * config.num_pixels, config.activation)
         self.likelihood = config.likelihood
 
     def forward(self, z1, distribution=None, generator=None):
-        h = self.activation(self.latent_to_hidden(z1, distribution, generator))
+        h = self.activation(self.latent_to_hidden(distribution, z1, generator))
         return LIKELIHOODS.get(self.likelihood)(self.hidden_to_pixels(h))
 
 
