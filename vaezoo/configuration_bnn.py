@@ -82,10 +82,6 @@ class BNNConfig(ValidatedConfigMixin, PreTrainedConfig):
         super().__init__(**kwargs)
         self.validate()
 
-    @property
-    def num_pixels(self):
-        return self.num_channels * self.image_size * self.image_size
-
     def validate(self):
         """Raise a ValueError naming the first invalid field and its allowed values."""
         check_choice("architecture", self.architecture, BNN_ARCHITECTURES.names())

@@ -129,10 +129,6 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         super().__init__(**kwargs)
         self.validate()
 
-    @property
-    def num_pixels(self):
-        return self.num_channels * self.image_size * self.image_size
-
     def validate(self):
         """Raise a ValueError naming the first invalid field and its allowed values."""
         check_positive("image_size", self.image_size)

@@ -86,10 +86,6 @@ class VIBConfig(ValidatedConfigMixin, PreTrainedConfig):
         super().__init__(**kwargs)
         self.validate()
 
-    @property
-    def num_pixels(self):
-        return self.num_channels * self.image_size * self.image_size
-
     def validate(self):
         """Raise a ValueError naming the first invalid field and its allowed values."""
         for field in ("image_size", "num_channels", "latent_dim", "train_samples", "test_samples"):

@@ -77,7 +77,12 @@ class ValidatedConfigMixin:
     """Base for every vaezoo config (``class XConfig(ValidatedConfigMixin, PreTrainedConfig)``):
     ``validate()`` also runs after ``from_pretrained(..., field=value)``, whose overrides
     transformers' ``from_dict`` sets as attributes after ``__init__`` (and so after the
-    ``validate()`` that ``__init__`` calls)."""
+    ``validate()`` that ``__init__`` calls). Every vaezoo model reads images of ``num_channels`` x
+    ``image_size`` x ``image_size`` pixels, so the flattened size is defined here once."""
+
+    @property
+    def num_pixels(self):
+        return self.num_channels * self.image_size * self.image_size
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
