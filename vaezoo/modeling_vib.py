@@ -3,16 +3,16 @@
 Encoder q(z|x) = N(mu(x), diag sigma(x)^2) from an MLP with two heads (h_loc, h_scale) and a named
 scale parameterization (``vaezoo/parameterizations.py``); decoder q(y|z) = softmax(W z + b);
 prior r(z) = N(0, I). Training minimizes E_q[-log q(y|z)] + beta KL(q(z|x) || r(z)); the rate
-KL(q(z|x) || r(z)) is reported per example in nats.
+KL(q(z|x) || r(z)) is reported per example in nats. Prediction averages the decoder's class
+probabilities over S posterior samples: log (1/S) sum_s softmax(W z_s + b).
 
 Slashed Normal variant (``amplitude_normalization`` != 'none', ``vaezoo/kl_amplitude.py``): the stdplus
 encoder's raw outputs are the KL amplitude, normalized so the rate is a chosen delta (e.g. r log C nats);
 the loss then pays beta times only the rate the normalization does not fix (``penalized_rate``), which is
-zero for a full normalization with a fixed target: the fixed-rate VIB has no KL term. Prediction averages the decoder's class
-probabilities over S posterior samples: log (1/S) sum_s softmax(W z_s + b).
+zero for a full normalization with a fixed target: the fixed-rate VIB has no KL term.
 
-``posterior_from_encoder_output`` is the single step from the encoder's raw outputs to q(z|x), so
-the amplitude normalization sits there.
+``posterior_from_encoder_output`` is the single step from the encoder's raw outputs to q(z|x); the
+amplitude normalization sits there.
 """
 
 from dataclasses import dataclass
