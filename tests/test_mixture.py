@@ -126,15 +126,16 @@ def test_mixture_posterior_with_identical_heads_equals_gaussian_elbo():
     gauss = VAEModel(VAEConfig(**kw)).double()
     with torch.no_grad():
         gauss.decoder.load_state_dict(mix.decoder.state_dict())
-        gauss.encoder[0].load_state_dict(mix.encoder[0].state_dict())
+        conditional = gauss.encoder.conditional  # the Gaussian's MLP; its normalization is 'none' here
+        conditional[0].load_state_dict(mix.encoder[0].state_dict())
         last = mix.encoder[-1]
         k = 3
         # head m's outputs are rows [6m, 6m+6) (loc then scale); make every head equal to head 0
         for m in range(1, 3):
             last.weight[6 * m : 6 * m + 6] = last.weight[:6]
             last.bias[6 * m : 6 * m + 6] = last.bias[:6]
-        gauss.encoder[-1].weight.copy_(last.weight[: 2 * k])
-        gauss.encoder[-1].bias.copy_(last.bias[: 2 * k])
+        conditional[-1].weight.copy_(last.weight[: 2 * k])
+        conditional[-1].bias.copy_(last.bias[: 2 * k])
     x = (torch.rand(5, 16, generator=torch.Generator().manual_seed(0)) > 0.5).double()
     # same noise for both: 2000 draws per component vs 6000 Gaussian draws
     mix.config.train_samples, gauss.config.train_samples = 2000, 6000

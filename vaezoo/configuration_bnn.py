@@ -7,18 +7,10 @@ from .estimators import estimators_for
 from .networks import ACTIVATIONS
 from .parameterizations import PARAMETERIZATIONS
 from .r2g2 import R2G2_SOLVERS
-from .registry import check_choice, check_positive
+from .registry import ValidatedConfigMixin, as_list, check_choice, check_number, check_positive
 
 
-def check_number(field, value, low=0.0, high=None):
-    """Config validation: a real number in the open interval (low, high)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
-        raise ValueError(f"{field}={value!r} is not valid; expected a number > {low}")
-    if high is not None and not value < high:
-        raise ValueError(f"{field}={value!r} is not valid; expected a number < {high}")
-
-
-class BNNConfig(PreTrainedConfig):
+class BNNConfig(ValidatedConfigMixin, PreTrainedConfig):
     r"""A classifier whose weights are mean-field Gaussian (Bayes by backprop), trained on the ELBO
 
         loss = E_q[-log p(y | x, W)] + KL(q(W) || p(W)) / num_train_examples
@@ -73,8 +65,8 @@ class BNNConfig(PreTrainedConfig):
         self.image_size = image_size
         self.num_channels = num_channels
         self.num_classes = num_classes
-        self.hidden = list(hidden)
-        self.conv_channels = list(conv_channels)
+        self.hidden = as_list("hidden", hidden)
+        self.conv_channels = as_list("conv_channels", conv_channels)
         self.kernel_size = kernel_size
         self.activation = activation
         self.estimator = estimator
@@ -90,10 +82,6 @@ class BNNConfig(PreTrainedConfig):
         super().__init__(**kwargs)
         self.validate()
 
-    @property
-    def num_pixels(self):
-        return self.num_channels * self.image_size * self.image_size
-
     def validate(self):
         """Raise a ValueError naming the first invalid field and its allowed values."""
         check_choice("architecture", self.architecture, BNN_ARCHITECTURES.names())
@@ -101,7 +89,7 @@ class BNNConfig(PreTrainedConfig):
             check_positive(field, getattr(self, field))
         check_positive("num_classes", self.num_classes, minimum=2)
         for field in ("hidden", "conv_channels"):
-            for width in getattr(self, field):
+            for width in as_list(field, getattr(self, field)):
                 check_positive(field, width)
         check_positive("kernel_size", self.kernel_size)
         architecture = BNN_ARCHITECTURES.get(self.architecture)
@@ -114,6 +102,4 @@ class BNNConfig(PreTrainedConfig):
         check_number("initial_scale", self.initial_scale)
         check_choice("r2g2_solver", self.r2g2_solver, R2G2_SOLVERS.names())
         check_number("cg_tolerance", self.cg_tolerance)
-        decay = self.score_baseline_decay
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
-            raise ValueError(f"score_baseline_decay={decay!r} is not valid; expected a number in [0, 1)")
+        check_number("score_baseline_decay", self.score_baseline_decay, strict=False, maximum=1, strict_maximum=True)

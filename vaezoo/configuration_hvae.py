@@ -75,10 +75,6 @@ class HVAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         self.validate()
 
     @property
-    def num_pixels(self):
-        return self.num_channels * self.image_size * self.image_size
-
-    @property
     def num_layers(self):
         return len(self.latent_dims)
 

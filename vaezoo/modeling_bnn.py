@@ -58,7 +58,7 @@ class BNNModel(BNNPreTrainedModel):
         return sum(layer.kl() for layer in self.network.bayesian_layers())
 
     def _logits(self, pixel_values, generator):
-        return self.network(flatten_images(pixel_values, self.config.num_pixels), generator)
+        return self.network(flatten_images(pixel_values, self.config.num_pixels, dtype=self.dtype), generator)
 
     def forward(self, pixel_values, labels=None, generator=None, return_dict=True):
         logits = self._logits(pixel_values, generator)

@@ -6,8 +6,13 @@ prior r(z) = N(0, I). Training minimizes E_q[-log q(y|z)] + beta KL(q(z|x) || r(
 KL(q(z|x) || r(z)) is reported per example in nats. Prediction averages the decoder's class
 probabilities over S posterior samples: log (1/S) sum_s softmax(W z_s + b).
 
-``posterior_from_encoder_output`` is the single step from the encoder's raw outputs to q(z|x), so
-a variant (e.g. Slashed Normal amplitude normalization) overrides or wraps just that method.
+Slashed Normal variant (``amplitude_normalization`` != 'none', ``vaezoo/kl_amplitude.py``): the stdplus
+encoder's raw outputs are the KL amplitude, normalized so the rate is a chosen delta (e.g. r log C nats);
+the loss then pays beta times only the rate the normalization does not fix (``penalized_rate``), which is
+zero for a full normalization with a fixed target: the fixed-rate VIB has no KL term.
+
+``posterior_from_encoder_output`` is the single step from the encoder's raw outputs to q(z|x); the
+amplitude normalization sits there.
 """
 
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ from .configuration_vib import VIBConfig
 from .distributions import StandardNormal
 from .estimators import GaussianLinear
 from .inputs import check_labels, flatten_images
+from .kl_amplitude import amplitude_normalization_from_config, init_amplitude_normalization
 from .networks import ACTIVATIONS, MLP
 from .parameterizations import gaussian_from_raw, raw_scale_for
 from .score_function import score_function_surrogate
@@ -34,7 +40,7 @@ from .score_function import score_function_surrogate
 class VIBOutput(ModelOutput):
     """``logits`` (B, C) of this forward's first posterior sample; ``nll`` the mean cross-entropy
     over samples and batch; ``rate`` the mean KL(q(z|x) || N(0, I)) per example (nats);
-    ``loss = nll + beta * rate``."""
+    ``loss = nll + beta * penalized rate`` (the full rate without amplitude normalization)."""
 
     loss: Optional[torch.Tensor] = None
     logits: Optional[torch.Tensor] = None
@@ -58,6 +64,7 @@ class VIBPreTrainedModel(PreTrainedModel):
         if module is getattr(self, "scale_head", None):
             # The posterior starts at scale initial_scale (Deep VIB: softplus(rho - 5)).
             init.constant_(module.bias, raw_scale_for(self.config.parameterization, self.config.initial_scale))
+        init_amplitude_normalization(module)
 
 
 class VIBModel(VIBPreTrainedModel):
@@ -69,6 +76,7 @@ class VIBModel(VIBPreTrainedModel):
         )
         self.loc_head = nn.Linear(hidden[-1], config.latent_dim)
         self.scale_head = nn.Linear(hidden[-1], config.latent_dim)
+        self.amplitude_normalization = amplitude_normalization_from_config(config, config.latent_dim)
         self.decoder = GaussianLinear(config.latent_dim, config.num_classes, estimator=config.estimator)
         self.post_init()
 
@@ -79,11 +87,11 @@ class VIBModel(VIBPreTrainedModel):
 
     def posterior_from_encoder_output(self, h_loc, h_scale):
         """q(z | x) from the raw encoder outputs (the one step a posterior variant replaces)."""
-        return gaussian_from_raw(self.config.parameterization, h_loc, h_scale)
+        return gaussian_from_raw(self.config.parameterization, *self.amplitude_normalization(h_loc, h_scale))
 
     def encode(self, pixel_values):
         """q(z | x) as a distribution object (rsample / log_prob / mean)."""
-        x = flatten_images(pixel_values, self.config.num_pixels)
+        x = flatten_images(pixel_values, self.config.num_pixels, dtype=self.dtype)
         return self.posterior_from_encoder_output(*self.encoder_output(x))
 
     def prior_distribution(self):
@@ -105,7 +113,8 @@ class VIBModel(VIBPreTrainedModel):
             targets = labels.expand(logits.shape[0], -1)
             nll_per_sample = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (S, B)
             nll = nll_per_sample.mean()
-            loss = nll + config.beta * kl.mean() + score_function_surrogate(self, nll_per_sample)
+            penalized = self.amplitude_normalization.penalized_rate(posterior, kl)
+            loss = nll + config.beta * penalized.mean() + score_function_surrogate(self, nll_per_sample)
             accuracy = (logits[0].argmax(-1) == labels).float().mean()
         out = VIBOutput(loss=loss, logits=logits[0], nll=nll, rate=kl.mean(), accuracy=accuracy, rate_per_example=kl)
         return out if return_dict else out.to_tuple()

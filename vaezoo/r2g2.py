@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from .lrt import lrt_linear
-from .registry import Registry
+from .registry import Registry, check_number, check_positive
 
 
 @dataclass
@@ -282,10 +282,8 @@ class ConjugateGradientProjection:
     """
 
     def __init__(self, tolerance=1e-4, max_iterations=100):
-        if not tolerance > 0:
-            raise ValueError(f"tolerance={tolerance!r} is not valid; expected a number > 0")
-        if max_iterations < 1:
-            raise ValueError(f"max_iterations={max_iterations!r} is not valid; expected an integer >= 1")
+        check_number("tolerance", tolerance)
+        check_positive("max_iterations", max_iterations)
         self.tolerance, self.max_iterations = tolerance, max_iterations
 
     @classmethod

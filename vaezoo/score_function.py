@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .registry import check_number
+
 
 class ScoreFunction(nn.Module):
     """REINFORCE for every place a Gaussian meets a linear map (linear, conv2d, latent -> linear)."""
@@ -29,8 +31,7 @@ class ScoreFunction(nn.Module):
 
     def __init__(self, baseline_decay=0.9):
         super().__init__()
-        if not 0 <= baseline_decay < 1:
-            raise ValueError(f"baseline_decay={baseline_decay!r} is not valid; expected a number in [0, 1)")
+        check_number("baseline_decay", baseline_decay, strict=False, maximum=1, strict_maximum=True)
         self.baseline_decay = baseline_decay
         self._baseline_sum = 0.0
         self._baseline_weight = 0.0
