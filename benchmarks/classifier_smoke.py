@@ -14,8 +14,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mnist_grey import load_mnist  # noqa: E402
+from vaezoo.data import load_images  # noqa: E402
 
 from vaezoo import BNNConfig, BNNModel, VIBConfig, VIBModel  # noqa: E402
 from vaezoo.classifier_evaluation import evaluate_classifier  # noqa: E402
@@ -59,7 +58,7 @@ def train_and_evaluate(model, batch_size, test_samples, args, data):
 
 def main(argv=None):
     args = parse_args(argv)
-    data = load_mnist("train"), load_mnist("test", limit=args.test_limit)
+    data = load_images("mnist", "train-full").float_tensors(), load_images("mnist", "test", limit=args.test_limit).float_tensors()
     runs = []
     for estimator in args.bnn_estimators:
         torch.manual_seed(args.seed)

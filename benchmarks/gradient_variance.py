@@ -22,8 +22,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mnist_grey import load_mnist  # noqa: E402
+from vaezoo.data import load_images  # noqa: E402
 
 from vaezoo import BNNConfig, BNNModel  # noqa: E402
 from vaezoo.gradient_variance import gradient_variance, use_estimator  # noqa: E402
@@ -51,7 +50,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    images, labels = load_mnist("train", limit=args.train_limit)
+    images, labels = load_images("mnist", "train-full", limit=args.train_limit).float_tensors()
     config = BNNConfig(
         architecture=args.architecture,
         hidden=args.hidden,

@@ -18,14 +18,12 @@ Reports the median ms/step over ``--steps`` timed steps (after one warm-up) and 
 import argparse
 import os
 import statistics
-import sys
 import time
 import warnings
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mnist_grey import load_mnist  # noqa: E402
+from vaezoo.data import load_images  # noqa: E402
 
 from vaezoo import BNNConfig, BNNModel  # noqa: E402
 
@@ -65,7 +63,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=80)
     parser.add_argument("--output", default="benchmarks/results/r2g2_cost.md")
     args = parser.parse_args()
-    images, labels = load_mnist("train", limit=args.batch_size)
+    images, labels = load_images("mnist", "train-full", limit=args.batch_size).float_tensors()
     x, y = images, labels
     rows, baseline = [], {}
     for architecture, estimator, options in CASES:

@@ -125,6 +125,10 @@ class ImageData:
         """TensorDataset(images, labels): index it through a DataLoader, then call ``pixels``."""
         return TensorDataset(self.images, self.labels)
 
+    def float_tensors(self, generator=None):
+        """(pixels in [0, 1] as float32 (N, 784), labels (N,)) of the whole split, for small scripts."""
+        return self.pixels(self.images, generator=generator), self.labels
+
 
 @dataclass(frozen=True)
 class HubSource:
