@@ -129,10 +129,6 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
         super().__init__(**kwargs)
         self.validate()
 
-    @property
-    def num_pixels(self):
-        return self.num_channels * self.image_size * self.image_size
-
     def validate(self):
         """Raise a ValueError naming the first invalid field and its allowed values."""
         check_positive("image_size", self.image_size)
@@ -167,11 +163,11 @@ class VAEConfig(ValidatedConfigMixin, PreTrainedConfig):
                 "prior='vampprior' is not valid with posterior='iaf': the VampPrior density needs q(z|u) of "
                 "an arbitrary z, which an IAF does not provide; expected posterior in ['gaussian', 'mixture', 'rme']"
             )
+        # target_rate is the target_rate objective's aim or the normalization's delta, never both.
+        check_amplitude_normalization(self, target_rate_used_elsewhere=self.objective == "target_rate")
         if self.objective == "target_rate":
             check_positive("target_rate", self.target_rate, minimum=0, integer=False)
             check_choice("amplitude_normalization", self.amplitude_normalization, ["none"])
-        else:
-            check_amplitude_normalization(self)  # also: target_rate only with a normalization
         if self.amplitude_normalization != "none":
             check_choice("posterior", self.posterior, ["gaussian"])
         check_positive("beta", self.beta, minimum=0, integer=False)

@@ -9,7 +9,6 @@ from transformers import initialization as init
 
 from .iaf import MaskedLinear
 from .kl_amplitude import init_amplitude_normalization
-from .latent_linear import LatentLinear
 from .pixelcnn import MaskedConv2d
 from .priors import MixtureOfGaussiansPrior
 from .rme import RecursiveMixturePosterior
@@ -19,7 +18,7 @@ from .vampprior import PSEUDO_INPUT_INIT_MEAN, PSEUDO_INPUT_INIT_STD, VampPrior
 def init_module(module):
     """LeCun-normal weights (std fan_in^-1/2) and zero biases for linear and convolution layers; the
     documented starts of masks, mixture priors, pseudo-inputs and the RME stage counter."""
-    if isinstance(module, (nn.Linear, nn.Conv2d, LatentLinear)):
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
         init.normal_(module.weight, std=(module.weight[0].numel()) ** -0.5)
         init.zeros_(module.bias)
     if isinstance(module, (MaskedLinear, MaskedConv2d)):

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from .registry import Registry, check_choice
+from .registry import Registry, check_choice, check_number
 
 AMPLITUDE_NORMALIZATIONS = Registry("amplitude_normalization")
 TARGET_RATES = Registry("target_rate_mode")
@@ -62,9 +62,9 @@ def target_rate_nats(nats=None, classes=None, ratio=None):
     if (nats is None) == (ratio is None):
         raise ValueError(f"give exactly one of target_rate (nats) or target_rate_ratio (r); got {nats!r} and {ratio!r}")
     if nats is not None:
-        _check_number("target_rate", nats, minimum=0, strict=True)
+        check_number("target_rate", nats, minimum=0, strict=True)
         return float(nats)
-    _check_number("target_rate_ratio", ratio, minimum=0, strict=True)
+    check_number("target_rate_ratio", ratio, minimum=0, strict=True)
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
         raise ValueError(f"num_classes={classes!r} is not valid with target_rate_ratio; expected an integer >= 2")
     return float(ratio) * math.log(classes)
@@ -235,37 +235,35 @@ class FeatureMeanOnlyNormalization(FeatureNormalization):
 # prior; a classifier may give target_rate_ratio and num_classes instead of target_rate.
 
 
-def _check_number(field, value, minimum, strict, maximum=None):
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum) and (maximum is None or value <= maximum)
-    if not ok:
-        bounds = f"{'>' if strict else '>='} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        raise ValueError(f"{field}={value!r} is not valid; expected a finite number {bounds}")
-
-
-def check_amplitude_normalization(config):
-    """Config validation: raise a ValueError naming the offending field."""
+def check_amplitude_normalization(config, target_rate_used_elsewhere=False):
+    """Config validation: raise a ValueError naming the offending field. Every field is checked even
+    with 'none', so a saved config cannot carry an invalid value that a later override would activate.
+    ``target_rate_used_elsewhere``: the config also reads ``target_rate`` for something else (the VAE's
+    ``target_rate`` objective), so with 'none' it need not be null."""
     name = config.amplitude_normalization
     check_choice("amplitude_normalization", name, AMPLITUDE_NORMALIZATIONS.names())
+    check_choice("target_rate_mode", config.target_rate_mode, TARGET_RATES.names())
+    check_number("target_rate_extra_init", config.target_rate_extra_init, minimum=0, strict=True)
+    check_number("normalization_momentum", config.normalization_momentum, minimum=0, strict=True, maximum=1)
     nats, ratio = config.target_rate, getattr(config, "target_rate_ratio", None)
     if name == "none":
-        if nats is not None or ratio is not None:
-            raise ValueError("target_rate is only used with amplitude_normalization != 'none'; remove it or pick a normalization")
+        if ratio is not None or (nats is not None and not target_rate_used_elsewhere):
+            field = "target_rate" if nats is not None else "target_rate_ratio"
+            raise ValueError(f"{field} is only used with amplitude_normalization != 'none'; remove it or pick a normalization")
         return
     if config.parameterization != "stdplus":
         raise ValueError(
             f"amplitude_normalization={name!r} needs parameterization='stdplus' (got {config.parameterization!r}): "
             "only the Slashed Normal's raw outputs are a KL amplitude whose squared norm is the rate"
         )
-    if config.prior != "standard_normal":
+    # A config without a ``prior`` field (the VIB classifier) always uses N(0, I).
+    prior = getattr(config, "prior", "standard_normal")
+    if prior != "standard_normal":
         raise ValueError(
-            f"amplitude_normalization={name!r} needs prior='standard_normal' (got {config.prior!r}): "
+            f"amplitude_normalization={name!r} needs prior='standard_normal' (got {prior!r}): "
             "the KL amplitude is defined relative to N(0, I)"
         )
     target_rate_nats(nats, getattr(config, "num_classes", None), ratio)
-    check_choice("target_rate_mode", config.target_rate_mode, TARGET_RATES.names())
-    _check_number("target_rate_extra_init", config.target_rate_extra_init, minimum=0, strict=True)
-    _check_number("normalization_momentum", config.normalization_momentum, minimum=0, strict=True, maximum=1)
 
 
 def amplitude_normalization_from_config(config, latent_dim):

@@ -52,6 +52,19 @@ def check_positive(field, value, minimum=1, integer=True):
         raise ValueError(f"{field}={value!r} is not valid; expected {what} >= {minimum}")
 
 
+def check_number(field, value, minimum=0, strict=True, maximum=None, strict_maximum=False):
+    """Config validation helper: ``value`` must be a finite real number above ``minimum`` (or equal to
+    it unless ``strict``) and, when ``maximum`` is given, below it (or equal unless ``strict_maximum``)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (value > minimum if strict else value >= minimum)
+    ok = ok and (maximum is None or (value < maximum if strict_maximum else value <= maximum))
+    if not ok:
+        bounds = f"{'>' if strict else '>='} {minimum}"
+        if maximum is not None:
+            bounds += f" and {'<' if strict_maximum else '<='} {maximum}"
+        raise ValueError(f"{field}={value!r} is not valid; expected a finite number {bounds}")
+
+
 def as_list(field, value):
     """A list-valued config field as a list (JSON gives lists back, so tuples are stored as lists);
     anything else (e.g. a bare number where widths are expected) is a ValueError naming the field."""
@@ -64,7 +77,12 @@ class ValidatedConfigMixin:
     """Base for every vaezoo config (``class XConfig(ValidatedConfigMixin, PreTrainedConfig)``):
     ``validate()`` also runs after ``from_pretrained(..., field=value)``, whose overrides
     transformers' ``from_dict`` sets as attributes after ``__init__`` (and so after the
-    ``validate()`` that ``__init__`` calls)."""
+    ``validate()`` that ``__init__`` calls). Every vaezoo model reads images of ``num_channels`` x
+    ``image_size`` x ``image_size`` pixels, so the flattened size is defined here once."""
+
+    @property
+    def num_pixels(self):
+        return self.num_channels * self.image_size * self.image_size
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
