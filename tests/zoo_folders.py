@@ -52,15 +52,19 @@ def build_tiny_vae_folder(folder, steps=30, seed=0, **config):
     return folder
 
 
+def _close(value, got, rtol):
+    """Floats within ``rtol`` (relative), lists and dicts element by element, anything else equal
+    (float summation order differs between thread counts, e.g. inside reliability-diagram bins)."""
+    if isinstance(value, float):
+        return isinstance(got, float) and abs(got - value) <= rtol * max(abs(value), 1e-12)
+    if isinstance(value, list):
+        return isinstance(got, list) and len(got) == len(value) and all(_close(v, g, rtol) for v, g in zip(value, got))
+    if isinstance(value, dict):
+        return isinstance(got, dict) and got.keys() == value.keys() and all(_close(value[k], got[k], rtol) for k in value)
+    return got == value
+
+
 def metric_mismatches(stored, measured, rtol=1e-4):
     """Keys whose values differ: numbers beyond ``rtol`` (relative), anything else when unequal."""
-    problems = []
-    for key, value in stored.items():
-        got = measured.get(key)
-        if isinstance(value, float):
-            ok = isinstance(got, float) and abs(got - value) <= rtol * max(abs(value), 1e-12)
-        else:
-            ok = got == value
-        if not ok:
-            problems.append(f"{key}: stored {value!r}, re-evaluated {got!r}")
-    return problems
+    return [f"{key}: stored {value!r}, re-evaluated {measured.get(key)!r}"
+            for key, value in stored.items() if not _close(value, measured.get(key), rtol)]
