@@ -75,10 +75,11 @@ def validate(model, data, batch_size, seed, device):
     """Mean single-sample metrics over a split, with fixed noise (same on every rank)."""
     model.eval()
     generator = noise_generator(seed, -1, 0, device)
+    model_inputs = input_builder(model)
     sums, n = {}, 0
     for start in range(0, len(data), batch_size):
         images, labels = data.images[start : start + batch_size].to(device), data.labels[start : start + batch_size].to(device)
-        out = model(**model_inputs(model, data.pixels(images, generator=generator), labels), generator=generator)
+        out = model(**model_inputs(data.pixels(images, generator=generator), labels), generator=generator)
         for key in ("loss", "elbo", "rate", "distortion", "accuracy", "nll", "kl"):
             if key in out:
                 sums[key] = sums.get(key, 0.0) + out[key].item() * len(images)
@@ -100,10 +101,11 @@ def model_fields(model_block):
     return fields
 
 
-def model_inputs(model, pixel_values, labels):
-    """Classifiers take labels, generative models do not."""
+def input_builder(model):
+    """(pixel_values, labels) -> forward kwargs: classifiers take labels, generative models do not.
+    Decided once per model, not on every step."""
     takes_labels = "labels" in inspect.signature(model.forward).parameters
-    return {"pixel_values": pixel_values, **({"labels": labels} if takes_labels else {})}
+    return lambda pixel_values, labels: {"pixel_values": pixel_values, **({"labels": labels} if takes_labels else {})}
 
 
 def main(argv=None):
@@ -147,6 +149,7 @@ def main(argv=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     raw_model = accelerator.unwrap_model(model)
+    model_inputs = input_builder(raw_model)
 
     # ---- resume ---------------------------------------------------------------------------------
     # Each save writes a NEW folder state-STEP; progress.json (replaced atomically) names the one to
@@ -193,7 +196,7 @@ def main(argv=None):
                 raw_model.begin_step(step)
             batches += 1
             generator = noise_generator(train_cfg.seed, step, accelerator.process_index, accelerator.device)
-            out = model(**model_inputs(raw_model, train_data.pixels(images, generator=generator), labels), generator=generator)
+            out = model(**model_inputs(train_data.pixels(images, generator=generator), labels), generator=generator)
             finite = bool(accelerator.gather(torch.isfinite(out.loss).reshape(1)).all())
             if not finite:  # every rank skips together, so weights stay identical
                 optimizer.zero_grad(set_to_none=True)

@@ -92,12 +92,11 @@ class Family:
 
 def _draw_generative(folder, saved):
     """R-D position among the zoo siblings, samples, reconstructions of test images."""
-    from transformers import AutoModel
-
     from .data import load_images
     from .figures import reconstruction_grid, rd_plane, sample_grid
+    from .loading import load_pretrained
 
-    model = AutoModel.from_pretrained(folder)
+    model = load_pretrained(folder)
     test = saved["test"]
     rd_plane(rd_points(folder), folder.name, folder / RD_PLANE)
     sample_grid(model, folder / SAMPLES)
